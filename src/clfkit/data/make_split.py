@@ -1,0 +1,230 @@
+"""``clf-split``: scan a class-per-folder tree, check every image, and write a leak-free split with a manifest.
+
+I/O lives here; the assignment itself is the pure :func:`clfkit.data.split.plan_split`.  Files are linked or
+copied with ``os.link``/``shutil`` — never through a shell, so a file named ``$(rm -rf ~).jpg`` is just a name.
+"""
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from tqdm.auto import tqdm
+
+from clfkit.data.scan import scan_labelled
+from clfkit.data.split import SPLITS, FileRecord, cross_class_duplicates, plan_split, validate_fractions
+from clfkit.errors import ConfigError, DataError, ImageError
+from clfkit.images import load_rgb
+
+__all__ = ["LINK_MODES", "SplitResult", "inspect_file", "make_split", "format_summary", "OUTPUT_NAMES"]
+
+LINK_MODES = ("hardlink", "copy", "symlink")
+# Everything make_split writes into DST; --overwrite removes exactly these, nothing else of the user's.
+OUTPUT_NAMES = (*SPLITS, "manifest.csv", "quarantine.csv", "split.json")
+_PARTIAL = ".clfkit-split-partial"
+MANIFEST_COLUMNS = ("path", "class", "split", "sha256", "width", "height", "source")
+
+
+@dataclass
+class SplitResult:
+    dst: Path
+    classes: list[str]
+    counts: dict[str, dict[str, int]]  # class → split → images
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)  # (source, class, reason)
+    dropped_classes: dict[str, int] = field(default_factory=dict)  # class → images, below --min-images
+    empty_classes: list[str] = field(default_factory=list)
+    cross_class_duplicates: list[list[str]] = field(default_factory=list)  # groups of "class/relpath"
+    copied_instead_of_linked: int = 0
+
+
+def inspect_file(path: Path, class_dir: Path, class_name: str) -> FileRecord | ImageError:
+    """Hash and fully decode one file; an ImageError (returned, not raised) marks it for quarantine."""
+    relpath = path.relative_to(class_dir).as_posix()
+    try:
+        f"{class_name}/{relpath}".encode("utf-8")
+    except UnicodeEncodeError:  # e.g. Latin-1 bytes from an old zip: the UTF-8 manifest could not list it
+        return ImageError(path, "file or folder name is not valid UTF-8; rename it")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = "broken symbolic link" if path.is_symlink() and not path.exists() else exc.strerror or str(exc)
+        return ImageError(path, f"cannot read file ({reason})")
+    try:
+        image = load_rgb(io.BytesIO(data)) if data else load_rgb(path)
+    except ImageError as exc:
+        return ImageError(path, exc.reason)
+    return FileRecord(
+        class_name=class_name,
+        relpath=relpath,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=image.width,
+        height=image.height,
+    )
+
+
+def _check_destination(src: Path, dst: Path, overwrite: bool) -> None:
+    src_r, dst_r = src.resolve(), dst.resolve()
+    if src_r == dst_r or dst_r.is_relative_to(src_r) or src_r.is_relative_to(dst_r):
+        raise ConfigError(f"DST {dst} must be outside SRC {src} (and not contain it): pick another folder")
+    if dst.exists() and not dst.is_dir():
+        raise DataError(f"{dst}: exists and is not a folder")
+    if dst.is_dir() and any(True for e in os.scandir(dst) if e.name != _PARTIAL):
+        if not overwrite:
+            raise DataError(f"{dst}: folder is not empty; choose another DST or pass --overwrite")
+        unknown = [e.name for e in os.scandir(dst) if e.name not in OUTPUT_NAMES and e.name != _PARTIAL]
+        if unknown:
+            raise DataError(
+                f"{dst}: --overwrite only replaces a previous split, but the folder also holds "
+                f"{', '.join(sorted(unknown)[:5])}; choose an empty DST"
+            )
+
+
+def _place(src: Path, dst: Path, mode: str) -> bool:
+    """Link or copy one file; returns True when a hardlink had to fall back to a copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "symlink":
+        os.symlink(src.resolve(), dst)
+        return False
+    if mode == "hardlink":
+        try:
+            os.link(src, dst, follow_symlinks=True)
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                raise
+    shutil.copyfile(src, dst)
+    return mode == "hardlink"
+
+
+def _write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    # backslashreplace: quarantine.csv must still be able to name a file whose name is not valid UTF-8.
+    with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def make_split(
+    src: Path,
+    dst: Path,
+    *,
+    val: float = 0.15,
+    test: float = 0.15,
+    seed: int = 0,
+    min_images: int = 1,
+    mode: str = "hardlink",
+    overwrite: bool = False,
+    workers: int | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> SplitResult:
+    """Split ``src/<class>/...`` into ``dst/{train,val,test}/<class>/...`` plus ``manifest.csv``,
+    ``quarantine.csv`` and ``split.json``.  Same inputs and seed → byte-identical outputs."""
+    src, dst = Path(src), Path(dst)
+    validate_fractions(val, test)
+    if mode not in LINK_MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(LINK_MODES)}, got {mode!r}")
+    if min_images < 1:
+        raise ConfigError(f"--min-images must be at least 1, got {min_images}")
+    folder = scan_labelled(src)
+    _check_destination(src, dst, overwrite)
+
+    jobs = [(path, src / name, name) for name, paths in folder.files.items() for path in paths]
+    records: list[FileRecord] = []
+    quarantined: list[tuple[str, str, str]] = []
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) + 2)) as pool:
+        results = pool.map(lambda job: inspect_file(*job), jobs)
+        for (path, _, name), result in tqdm(
+            zip(jobs, results), total=len(jobs), desc="checking images", unit="img", disable=progress is False
+        ):
+            if isinstance(result, ImageError):
+                quarantined.append((path.relative_to(src).as_posix(), name, result.reason))
+                log(f"skipped {path}: {result.reason}")
+            else:
+                records.append(result)
+
+    per_class = {c: sum(1 for r in records if r.class_name == c) for c in folder.classes}
+    dropped = {c: n for c, n in per_class.items() if 0 < n < min_images}
+    empty = [c for c, n in per_class.items() if n == 0]
+    kept = [c for c in folder.classes if c not in dropped and c not in empty]
+    if not kept:
+        raise DataError(f"{src}: no class has at least {min_images} readable images; nothing to split")
+    records = [r for r in records if r.class_name in kept]
+    plan = plan_split(records, val, test, seed)
+
+    partial = dst / _PARTIAL
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    counts = {c: {s: 0 for s in SPLITS} for c in kept}
+    fallbacks = 0
+    rows = []
+    for rec in tqdm(sorted(records, key=lambda r: (r.class_name, r.relpath)), desc="writing split", unit="img",
+                    disable=progress is False):
+        split = plan[(rec.class_name, rec.relpath)]
+        rel = f"{split}/{rec.class_name}/{rec.relpath}"
+        fallbacks += _place(src / rec.class_name / rec.relpath, partial / rel, mode)
+        counts[rec.class_name][split] += 1
+        rows.append((rel, rec.class_name, split, rec.sha256, rec.width, rec.height, f"{rec.class_name}/{rec.relpath}"))
+    for split in SPLITS:
+        (partial / split).mkdir(exist_ok=True)
+    rows.sort(key=lambda r: (SPLITS.index(r[2]), r[1], r[0]))
+    dups = [[f"{r.class_name}/{r.relpath}" for r in group] for group in cross_class_duplicates(records).values()]
+    _write_csv(partial / "manifest.csv", MANIFEST_COLUMNS, rows)
+    _write_csv(partial / "quarantine.csv", ("source", "class", "reason"), sorted(quarantined))
+    meta = {
+        "seed": seed, "val": val, "test": test, "min_images": min_images,
+        "classes": kept, "counts": counts, "dropped_classes": dropped, "empty_classes": empty,
+        "quarantined": len(quarantined), "cross_class_duplicates": dups,
+    }
+    (partial / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    # Swap the finished split into place only now: an interrupted run never leaves a half split at DST.
+    for name in OUTPUT_NAMES:
+        target = dst / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+        os.replace(partial / name, target)
+    partial.rmdir()
+    return SplitResult(dst=dst, classes=kept, counts=counts, quarantined=sorted(quarantined),
+                       dropped_classes=dropped, empty_classes=empty, cross_class_duplicates=dups,
+                       copied_instead_of_linked=fallbacks)
+
+
+def format_summary(result: SplitResult) -> str:
+    """A class × split table with totals, then what was dropped, quarantined or duplicated."""
+    width = max([len("class"), len("total"), *(len(c) for c in result.classes)])
+    header = f"{'class':<{width}}  " + "  ".join(f"{s:>6}" for s in (*SPLITS, "total"))
+    lines = [header, "-" * len(header)]
+    totals = {s: 0 for s in SPLITS}
+    for name in result.classes:
+        c = result.counts[name]
+        for s in SPLITS:
+            totals[s] += c[s]
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{c[s]:>6}" for s in SPLITS) + f"  {sum(c.values()):>6}")
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<{width}}  " + "  ".join(f"{totals[s]:>6}" for s in SPLITS)
+                 + f"  {sum(totals.values()):>6}")
+    if result.dropped_classes:
+        lines.append("dropped (below --min-images): "
+                     + ", ".join(f"{c} ({n})" for c, n in sorted(result.dropped_classes.items())))
+    if result.empty_classes:
+        lines.append("empty class folders (no readable images): " + ", ".join(result.empty_classes))
+    if result.quarantined:
+        lines.append(f"quarantined {len(result.quarantined)} unreadable file(s): see {result.dst / 'quarantine.csv'}")
+    for group in result.cross_class_duplicates:
+        lines.append("same photo in several classes (kept in train only): " + " = ".join(group))
+    if result.copied_instead_of_linked:
+        lines.append(f"{result.copied_instead_of_linked} file(s) copied: hard links are not possible across filesystems")
+    return "\n".join(lines)
