@@ -1,0 +1,93 @@
+"""Shared fixtures: tiny generated image folders, the real boats photos when present, and torch blocking.
+
+Nothing binary is committed: every image a test needs is drawn here with Pillow.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BOATS = Path(os.environ.get("CLFKIT_BOATS", REPO.parent / "shared" / "data" / "boats"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_boats = pytest.mark.skip(reason=f"real boats photos not found at {BOATS}")
+    skip_gpu = pytest.mark.skip(reason="no CUDA device")
+    has_cuda = None
+    for item in items:
+        if "integration" in item.keywords and not BOATS.is_dir():
+            item.add_marker(skip_boats)
+        if "gpu" in item.keywords:
+            if has_cuda is None:
+                try:
+                    import torch
+
+                    has_cuda = torch.cuda.is_available()
+                except Exception:  # noqa: BLE001 - no torch means no GPU tests
+                    has_cuda = False
+            if not has_cuda:
+                item.add_marker(skip_gpu)
+
+
+def draw_image(seed: int, size: tuple[int, int] = (48, 40), kind: int = 0) -> Image.Image:
+    """A small RGB image whose colour pattern depends on ``kind`` (so a tiny model can learn classes)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.zeros((h, w, 3), np.float64)
+    base[..., kind % 3] = 160 + 80 * np.sin((xx + 3 * kind) / (3 + kind))
+    base[..., (kind + 1) % 3] = 60 * (yy / max(h - 1, 1))
+    noisy = base + rng.normal(0, 12, base.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_labelled_folder(root: Path, classes: dict[str, int], size: tuple[int, int] = (48, 40),
+                         fmt: str = "JPEG", seed: int = 0) -> Path:
+    """root/<class>/img_XXX.jpg with ``classes[name]`` images each; returns root."""
+    for k, (name, count) in enumerate(sorted(classes.items())):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            ext = "jpg" if fmt == "JPEG" else fmt.lower()
+            draw_image(seed * 10_000 + k * 1000 + i, size, kind=k).save(folder / f"img_{i:03d}.{ext}", fmt)
+    return root
+
+
+@pytest.fixture
+def tiny_folder(tmp_path: Path) -> Path:
+    """Three classes of 10, 7 and 4 small JPEGs."""
+    return make_labelled_folder(tmp_path / "images", {"cat": 10, "dog": 7, "owl": 4})
+
+
+@pytest.fixture
+def boats_dir() -> Path:
+    if not BOATS.is_dir():
+        pytest.skip(f"real boats photos not found at {BOATS}")
+    return BOATS
+
+
+_BLOCK_TORCH = """
+import sys
+class _Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "torchvision", "timm"}:
+            raise ImportError("torch is blocked here (tried to import " + name + ")")
+        return None
+sys.meta_path.insert(0, _Blocker())
+"""
+
+
+def run_without_torch(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where importing torch, torchvision or timm fails.
+
+    A subprocess keeps the test process's own modules untouched (re-importing clfkit in-process would create
+    second copies of its exception classes)."""
+    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], capture_output=True, text=True,
+                          timeout=120)

@@ -1,0 +1,66 @@
+"""The inference side (spec, images, preprocessing, split) must work on machines without torch installed."""
+from __future__ import annotations
+
+from conftest import run_without_torch
+
+TORCH_FREE_MODULES = [
+    "clfkit",
+    "clfkit.errors",
+    "clfkit.spec",
+    "clfkit.images",
+    "clfkit.preprocess",
+    "clfkit.data.scan",
+    "clfkit.data.split",
+    "clfkit.data.make_split",
+]
+
+
+def test_the_blocker_really_blocks_torch():
+    for name in ("torch", "torchvision", "timm", "torch.nn"):
+        result = run_without_torch(f"import {name}")
+        assert result.returncode != 0, f"`import {name}` succeeded inside the torch blocker"
+        assert "torch is blocked here" in result.stderr
+
+
+def test_torch_free_modules_import_without_torch():
+    code = (
+        f"import {', '.join(TORCH_FREE_MODULES)}\n"
+        "import sys\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'torchvision', 'timm'})\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    result = run_without_torch(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_split_and_preprocessing_run_without_torch(tmp_path):
+    # Importing is not enough: a lazy `import torch` inside a function would only fail when it runs.
+    code = f"""
+import sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from clfkit.spec import ModelSpec
+from clfkit.images import load_rgb
+from clfkit.preprocess import preprocess, tta_views
+from clfkit.data.make_split import make_split, format_summary
+
+root = Path({str(tmp_path)!r})
+for k, name in enumerate(["cat", "dog"]):
+    (root / "src" / name).mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (20 + i, 16), (60 * k, 10 * i, 90)).save(root / "src" / name / f"{{i}}.png")
+result = make_split(root / "src", root / "dst", mode="copy", progress=False)
+assert "total" in format_summary(result)
+spec = ModelSpec(class_names=result.classes, input_size=8, resize_size=10)
+image = load_rgb(next((root / "dst" / "train" / "cat").iterdir()))
+assert preprocess(image, spec).shape == (3, 8, 8)
+assert len(tta_views(image, spec, 10)) == 10
+assert "torch" not in sys.modules
+print("ok")
+"""
+    result = run_without_torch(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
