@@ -1,0 +1,69 @@
+"""A tiny classifier exported once per session (float and --embed-preprocess variants) for the infer tests.
+
+Imported by the test modules (no conftest here: the root conftest is imported by name elsewhere).  The model
+sees colour (a pooled-colour head, so predictions match the generated classes of ``make_labelled_folder``) and
+layout (a small random conv branch, so flips and crops change the logits and TTA parity means something).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from clfkit.export.graph import export_model
+from clfkit.images import load_rgb
+from clfkit.preprocess import stack_views, tta_views
+from clfkit.spec import ModelSpec
+
+CLASSES = ("cat", "dog", "owl")  # make_labelled_folder draws class k with colour channel k strongest
+SPEC = ModelSpec(class_names=CLASSES, input_size=32, resize_size=36, backbone="tiny-test")
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.layout = nn.Linear(8, num_classes)
+        self.colour = nn.Linear(3, num_classes)
+        with torch.no_grad():
+            self.colour.weight.copy_(4 * torch.eye(num_classes, 3))
+            self.colour.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) → (B, C)
+        return self.colour(x.mean(dim=(2, 3))) + 0.5 * self.layout(self.conv(x))
+
+
+@dataclass(frozen=True)
+class TinyModels:
+    model: TinyNet
+    spec: ModelSpec
+    onnx: Path  # float32_nchw
+    onnx_uint8: Path  # uint8_nhwc (--embed-preprocess)
+
+
+_CACHE: dict[str, TinyModels] = {}
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    if "models" not in _CACHE:
+        torch.manual_seed(0)
+        model = TinyNet(len(CLASSES)).eval()
+        folder = tmp_path_factory.mktemp("tiny-model")
+        onnx = export_model(model, SPEC, folder / "model.onnx")
+        onnx_uint8 = export_model(model, SPEC, folder / "model-uint8.onnx", embed_preprocess=True)
+        _CACHE["models"] = TinyModels(model, SPEC, onnx, onnx_uint8)
+    return _CACHE["models"]
+
+
+def torch_probs(model: nn.Module, spec: ModelSpec, path: Path, views: int) -> np.ndarray:
+    """The PyTorch side of the parity tests: the same views (clfkit.preprocess.tta_views), softmax, mean."""
+    crops = tta_views(load_rgb(path), spec, max(1, views))
+    with torch.no_grad():
+        logits = model(torch.from_numpy(stack_views(crops, spec)))  # (V, C)
+    return torch.softmax(logits.double(), dim=1).mean(0).numpy()
