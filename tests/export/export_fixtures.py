@@ -1,0 +1,129 @@
+"""A tiny clf-train-style run (data split + model.pt) shared by the export tests, built once per process.
+
+Imported by the test modules (no conftest here: the root conftest is imported by name elsewhere).  The model
+is a real registry backbone (timm's 100k-parameter test_efficientnet, random init, 48 px) so ``load_checkpoint``
+rebuilds it; its linear head is fitted in closed form (ridge regression on the backbone's features of the
+generated class images), so logits are decisive and int8 rounding does not flip near-ties.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import torch
+from conftest import draw_image, make_labelled_folder
+
+from clfkit.images import load_rgb
+from clfkit.preprocess import preprocess_batch
+from clfkit.spec import ModelSpec
+from clfkit.train.checkpoint import save_checkpoint
+from clfkit.train.model import Classifier, build_classifier
+
+BACKBONE = "timm:test_efficientnet"  # 100k parameters, EfficientNet ops (depthwise, SE, SiLU)
+CLASSES = ("cat", "dog", "owl")  # make_labelled_folder draws class k with colour channel k strongest
+SPEC = ModelSpec(class_names=CLASSES, input_size=48, resize_size=56, backbone=BACKBONE)
+IMAGE_SIZE = (64, 56)
+
+
+@dataclass
+class TinyRun:
+    root: Path
+    data: Path  # data/{train,val}/<class>/*.jpg
+    checkpoint: Path  # run/model.pt
+    model: Classifier
+    spec: ModelSpec
+
+
+def fit_head(model: Classifier, spec: ModelSpec, per_class: int = 12, ridge: float = 1e-3, *,
+             images: list | None = None, labels: list[int] | None = None) -> None:
+    """Closed-form linear head on the frozen backbone: logits ≈ 6 * (one-hot - 1/C).
+
+    Fitted on ``images`` (paths or PIL images) with ``labels``, or by default on generated class images.
+    """
+    if images is None:
+        images = [draw_image(100 + i, IMAGE_SIZE, kind=k) for k in range(spec.num_classes) for i in range(per_class)]
+        labels = [k for k in range(spec.num_classes) for _ in range(per_class)]
+    images = [load_rgb(im) if isinstance(im, (str, Path)) else im for im in images]
+    y = torch.as_tensor(labels)
+    with torch.no_grad():
+        feats = model.features(torch.from_numpy(preprocess_batch(images, spec))).double()  # (N, F)
+    mean = feats.mean(0, keepdim=True)
+    centred = feats - mean
+    target = torch.full((len(y), spec.num_classes), -6.0 / spec.num_classes, dtype=torch.float64)
+    target[torch.arange(len(y)), y] += 6.0
+    gram = centred @ centred.T  # dual form: N x N; random-init features are small, so scale the ridge to them
+    gram += ridge * gram.trace() / len(y) * torch.eye(len(y), dtype=torch.float64)
+    weight = (centred.T @ torch.linalg.solve(gram, target)).T  # (C, F)
+    with torch.no_grad():
+        model.head.weight.copy_(weight.float())
+        model.head.bias.copy_((-(weight @ mean.T).squeeze(1)).float())
+
+
+def make_model(spec: ModelSpec = SPEC, seed: int = 0) -> Classifier:
+    torch.manual_seed(seed)
+    model, _ = build_classifier(BACKBONE, spec.num_classes, "linear", pretrained=False)
+    model.eval()
+    fit_head(model, spec)
+    return model
+
+
+_CACHE: dict[str, Any] = {}
+
+
+def _build(root: Path) -> TinyRun:
+    data = root / "data"
+    counts = {"cat": 8, "dog": 8, "owl": 8}
+    make_labelled_folder(data / "train", counts, size=IMAGE_SIZE, seed=1)
+    make_labelled_folder(data / "val", counts, size=IMAGE_SIZE, seed=2)
+    model = make_model()
+    checkpoint = root / "run" / "model.pt"
+    save_checkpoint(checkpoint, model, SPEC, config={"data": str(data)}, metrics={"val_acc": 1.0})
+    return TinyRun(root=root, data=data, checkpoint=checkpoint, model=model, spec=SPEC)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """Built once per test process, even when several modules import this fixture."""
+    if "run" not in _CACHE:
+        with torch_threads(1):
+            _CACHE["run"] = _build(tmp_path_factory.mktemp("export-run"))
+    return _CACHE["run"]
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """PyTorch on ``n`` threads inside the block.
+
+    Tiny models gain nothing from two threads, and on a busy 2-core machine OpenMP's barrier waits made a
+    48 px forward pass ~50x slower with two threads than with one.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
+    """``export_checkpoint`` run once with every variant: (ExportResult, ExportResult with embed-preprocess)."""
+    from clfkit.export.api import export_checkpoint
+
+    if "exported" not in _CACHE:
+        out = tmp_path_factory.mktemp("exported")
+        with torch_threads(1):
+            plain = export_checkpoint(tiny_run.checkpoint, out / "model.onnx", int8=True, fp16=True)
+            embedded = export_checkpoint(tiny_run.checkpoint, out / "embedded.onnx", int8=True, fp16=True,
+                                         embed_preprocess=True)
+        _CACHE["exported"] = (plain, embedded)
+    return _CACHE["exported"]
