@@ -9,7 +9,6 @@ import json
 import math
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,7 +20,6 @@ from clfkit import __version__
 from clfkit.artifact import atomic_path
 from clfkit.errors import CheckpointError, ClfError, ConfigError
 from clfkit.export.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_model
-from clfkit.export.metadata import readable_by_all
 from clfkit.export.quantize import convert_fp16, quantize_int8, variant_path
 from clfkit.export.sources import ImageSet, find_split, generated_images, list_images, load_images
 from clfkit.export.verify import VerifyReport, verify
@@ -87,11 +85,6 @@ def _check_writable(out: Path) -> None:
 
 
 def _load(checkpoint: Path) -> LoadedCheckpoint:
-    if checkpoint.is_file() and not zipfile.is_zipfile(checkpoint):
-        # torch.save has written zip archives since PyTorch 1.6; without this check torch.load's message for
-        # random bytes ("weights only load failed") reads as if the file needed code to load.
-        raise CheckpointError(f"{checkpoint}: not a PyTorch checkpoint (not a zip archive); pass the model.pt "
-                              "written by clf-train")
     loaded = load_checkpoint(checkpoint)
     spec = loaded.spec
     with torch.no_grad():  # the head's width is what the graph will output: it must match the class names
@@ -185,5 +178,4 @@ def _write_report(result: ExportResult, checkpoint: Path, out: Path, images: Ima
     }
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        readable_by_all(tmp)
     return path

@@ -21,8 +21,7 @@ from clfkit.artifact import (INPUT_FORMATS, INPUT_NAME, META_CLASS_NAMES, META_I
 from clfkit.errors import ClfError, ModelError, SpecError
 from clfkit.spec import ModelSpec
 
-__all__ = ["PRECISIONS", "OnnxMetadata", "metadata_dict", "parse_metadata", "read_metadata", "save_onnx",
-           "readable_by_all"]
+__all__ = ["PRECISIONS", "OnnxMetadata", "metadata_dict", "parse_metadata", "read_metadata", "save_onnx"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 PRODUCER_NAME = "clfkit"
@@ -90,14 +89,6 @@ def _check_io(proto: onnx.ModelProto, path: Path) -> None:
                          f"[{INPUT_NAME!r}] and [{OUTPUT_NAME!r}]")
 
 
-def readable_by_all(path: Path) -> None:
-    """Give a finished temp file the usual 0o666 & ~umask mode (mkstemp makes it 0o600, owner only), so a
-    model exported here can be read by a server running as another user."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def save_onnx(proto: onnx.ModelProto, path: Path, spec: ModelSpec, *, input_format: str, precision: str) -> Path:
     """Check, shape-infer, stamp metadata and write ``proto`` to ``path`` atomically (temp file + rename).
 
@@ -119,7 +110,6 @@ def save_onnx(proto: onnx.ModelProto, path: Path, spec: ModelSpec, *, input_form
     try:
         with atomic_path(path) as tmp:
             onnx.save_model(proto, str(tmp))
-            readable_by_all(tmp)
     except PermissionError:
         raise ClfError(f"{path}: permission denied; choose an output path in a folder you can write to") from None
     except OSError as exc:

@@ -1,0 +1,127 @@
+"""Checkpoints: ``model.pt`` (the best model) and ``last.pt`` (resume state).
+
+Both are plain dicts of tensors, numbers, strings and lists, so they load with
+``torch.load(weights_only=True)``: a checkpoint downloaded from somewhere can never run code on load.
+``model.pt`` carries its ModelSpec; everything downstream (export, bench) reads the spec from it.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clfkit import __version__
+from clfkit.artifact import CHECKPOINT_FORMAT, atomic_path
+from clfkit.errors import CheckpointError, SpecError
+from clfkit.spec import ModelSpec
+
+__all__ = ["LoadedCheckpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint", "save_state",
+           "CHECKPOINT_VERSION"]
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: torch.nn.Module  # a Classifier in eval mode, on the CPU
+    spec: ModelSpec
+    arch: dict[str, Any]  # backbone, head, num_features, num_classes
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_state(obj: dict[str, Any], path: Path) -> Path:
+    """torch.save through a temporary file + rename."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, spec: ModelSpec, *, config: dict[str, Any] | None = None,
+                    metrics: dict[str, Any] | None = None) -> Path:
+    """Write ``model.pt``: weights (CPU tensors) + spec + how to rebuild the architecture."""
+    arch = {
+        "backbone": model.backbone_name,
+        "head": model.head_kind,
+        "num_features": int(model.num_features),
+        "num_classes": int(spec.num_classes),
+    }
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return save_state({
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "clfkit_version": __version__,
+        "spec": spec.to_dict(),
+        "arch": arch,
+        "config": dict(config or {}),
+        "metrics": dict(metrics or {}),
+        "state_dict": state,
+    }, path)
+
+
+def read_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dict[str, Any]:
+    """Load a checkpoint dict safely (weights_only) and check it is one of ours."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; pass the model.pt file inside a clf-train run folder")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a torch.save zip archive; corrupt, "
+                              "truncated or another kind of file)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to load: the file needs to run code to unpickle (only plain weights are "
+            f"accepted, torch.load weights_only=True): {str(exc).splitlines()[0][:200]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError) as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+    if not isinstance(obj, dict) or obj.get("format") != expected_format:
+        kind = "a clf-train model.pt" if expected_format == CHECKPOINT_FORMAT else "a clf-train last.pt"
+        raise CheckpointError(f"{path}: not {kind} (no clfkit format marker); only checkpoints written by "
+                              "clf-train are accepted")
+    if obj.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')!r} is not supported "
+                              f"by this clfkit (reads {CHECKPOINT_VERSION})")
+    for key in ("spec", "arch", "state_dict"):
+        if key not in obj:
+            raise CheckpointError(f"{path}: checkpoint has no `{key}`; it is incomplete")
+    return obj
+
+
+def load_checkpoint(path: Path) -> LoadedCheckpoint:
+    """Rebuild the trained Classifier from ``model.pt`` (offline: no pretrained download) in eval mode."""
+    from clfkit.train.model import build_classifier
+
+    obj = read_checkpoint(path)
+    try:
+        spec = ModelSpec.from_dict(obj["spec"])
+    except SpecError as exc:
+        raise CheckpointError(f"{path}: invalid spec inside the checkpoint: {exc}") from None
+    arch = obj["arch"]
+    state = obj["state_dict"]
+    num_classes = int(arch.get("num_classes", -1))
+    head_out = [v.shape[0] for k, v in state.items() if k.startswith("head") and k.endswith("weight")]
+    if num_classes != spec.num_classes or (head_out and head_out[-1] != spec.num_classes):
+        raise CheckpointError(
+            f"{path}: the head outputs {head_out[-1] if head_out else num_classes} classes but the spec names "
+            f"{spec.num_classes}; refusing a checkpoint whose labels would not match its outputs"
+        )
+    model, _ = build_classifier(arch["backbone"], spec.num_classes, arch["head"], pretrained=False)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the {arch['backbone']} architecture: "
+                              f"{str(exc).splitlines()[0][:300]}") from None
+    model.eval()
+    return LoadedCheckpoint(model=model, spec=spec, arch=dict(arch), config=dict(obj.get("config", {})),
+                            metrics=dict(obj.get("metrics", {})), path=Path(path))
+
