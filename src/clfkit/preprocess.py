@@ -11,6 +11,7 @@ The work is split in two so the ``--embed-preprocess`` ONNX variant can take uin
 """
 from __future__ import annotations
 
+import functools
 import random
 from typing import Iterable, Sequence
 
@@ -72,18 +73,33 @@ def resize_crop(image: Image.Image, spec: ModelSpec) -> np.ndarray:
     return np.asarray(cropped.convert("RGB"), dtype=np.uint8)
 
 
-def normalize(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """uint8 (H, W, 3) → float32 (3, H, W): /255 then (x - mean) / std, in float32 like torchvision."""
-    x = pixels.astype(np.float32) / np.float32(255.0)  # (H, W, 3)
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))  # (3, H, W)
+@functools.lru_cache(maxsize=32)
+def _lut(mean: tuple[float, float, float], std: tuple[float, float, float]) -> np.ndarray:
+    """(3, 256) float32: the normalized value of every uint8 level per channel.
+
+    Each entry is computed with the same float32 operations as torchvision's ToTensor + Normalize, so a table
+    lookup gives bit-identical results at ~2.5x the speed of doing the arithmetic per pixel.
+    """
+    levels = np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)  # (256, 1)
+    table = (levels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)  # (256, 3)
+    table = np.ascontiguousarray(table.T)
+    table.flags.writeable = False
+    return table
 
 
 def normalize_batch(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """uint8 (N, H, W, 3) → float32 (N, 3, H, W)."""
-    x = pixels.astype(np.float32) / np.float32(255.0)
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """uint8 (N, H, W, 3) → float32 (N, 3, H, W): /255 then (x - mean) / std, exactly as torchvision."""
+    lut = _lut(spec.mean, spec.std)
+    n, h, w, _ = pixels.shape
+    out = np.empty((n, 3, h, w), np.float32)
+    for c in range(3):
+        np.take(lut[c], pixels[..., c], out=out[:, c])
+    return out
+
+
+def normalize(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """uint8 (H, W, 3) → float32 (3, H, W)."""
+    return normalize_batch(pixels[None], spec)[0]
 
 
 def preprocess(image: Image.Image, spec: ModelSpec) -> np.ndarray:
