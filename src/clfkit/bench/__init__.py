@@ -1,0 +1,28 @@
+"""Benchmarks: the PyTorch baseline vs the onnxruntime engine on the same images and threads (``clf-bench``).
+
+>>> from clfkit.bench import BenchConfig, run_bench, write_report
+>>> results = run_bench(BenchConfig("runs/x/model.pt", "model.onnx", "data", int8="model.int8.onnx"))
+>>> write_report(results, "bench-out")        # report.md, results.json/.csv, latency.png, throughput.png
+
+:mod:`~clfkit.bench.timing` (the pure timing harness), :mod:`~clfkit.bench.baseline` (the PyTorch baseline),
+:mod:`~clfkit.bench.backends` (one interface over both), :mod:`~clfkit.bench.memory` (peak RSS in a child
+process), :mod:`~clfkit.bench.summary` (ratios and targets), :mod:`~clfkit.bench.run` (``run_bench``),
+:mod:`~clfkit.bench.report` (writers), :mod:`~clfkit.bench.command` (``clf-bench``).  Importing this package
+is cheap; torch loads when a benchmark runs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["BenchConfig", "run_bench", "write_report", "time_fn", "Timing"]
+
+_WHERE = {"BenchConfig": "run", "run_bench": "run", "write_report": "report", "time_fn": "timing",
+          "Timing": "timing"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"clfkit.bench.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'clfkit.bench' has no attribute {name!r}")
