@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -91,3 +93,20 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
     second copies of its exception classes)."""
     return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], capture_output=True, text=True,
                           timeout=120)
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """PyTorch on ``n`` threads inside the block, restored afterwards.
+
+    Tiny test models gain nothing from two threads, and on a busy 2-core machine OpenMP's barrier waits made a
+    48 px forward pass ~50x slower with two threads than with one.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

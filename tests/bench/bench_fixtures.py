@@ -7,14 +7,13 @@ tests check the harness, never a timing.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
-from conftest import make_labelled_folder
+from conftest import make_labelled_folder, torch_threads
 
 from clfkit.export.graph import export_model
 from clfkit.export.quantize import quantize_int8, variant_path
@@ -38,17 +37,6 @@ class BenchRun:
 
 
 _CACHE: dict[str, Any] = {}
-
-
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """PyTorch on ``n`` threads inside the block (OpenMP barriers make tiny models crawl on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _build(root: Path) -> BenchRun:

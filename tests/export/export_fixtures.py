@@ -7,14 +7,13 @@ generated class images), so logits are decisive and int8 rounding does not flip 
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import torch
-from conftest import draw_image, make_labelled_folder
+from conftest import draw_image, make_labelled_folder, torch_threads
 
 from clfkit.images import load_rgb
 from clfkit.preprocess import preprocess_batch
@@ -91,21 +90,6 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
         with torch_threads(1):
             _CACHE["run"] = _build(tmp_path_factory.mktemp("export-run"))
     return _CACHE["run"]
-
-
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """PyTorch on ``n`` threads inside the block.
-
-    Tiny models gain nothing from two threads, and on a busy 2-core machine OpenMP's barrier waits made a
-    48 px forward pass ~50x slower with two threads than with one.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture

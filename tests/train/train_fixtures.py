@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from conftest import make_labelled_folder
+from conftest import make_labelled_folder, torch_threads
 
 from clfkit.data.make_split import make_split
 from clfkit.train.config import TrainConfig
@@ -61,14 +61,8 @@ def one_torch_thread() -> Iterator[None]:
     resnet10t training step at 32 px ~15x slower with two threads than with one.  Subprocesses get
     OMP_NUM_THREADS=1 for the same reason.
     """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

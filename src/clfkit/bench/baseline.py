@@ -36,20 +36,12 @@ from clfkit.spec import ModelSpec
 __all__ = ["TORCH_PRECISIONS", "build_transform", "FolderDataset", "TorchModel", "torch_folder_run"]
 
 TORCH_PRECISIONS = ("fp32", "bf16", "fp16")
-_INTERPOLATION = {
-    "nearest": InterpolationMode.NEAREST,
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-    "lanczos": InterpolationMode.LANCZOS,
-    "box": InterpolationMode.BOX,
-    "hamming": InterpolationMode.HAMMING,
-}
 
 
 def build_transform(spec: ModelSpec) -> transforms.Compose:
     """The original pipeline's torchvision eval transform, from the checkpoint's spec."""
     return transforms.Compose([
-        transforms.Resize(spec.resize_size, interpolation=_INTERPOLATION[spec.interpolation]),
+        transforms.Resize(spec.resize_size, interpolation=InterpolationMode(spec.interpolation)),
         transforms.CenterCrop(spec.input_size),
         transforms.ToTensor(),
         transforms.Normalize(spec.mean, spec.std),
