@@ -1,4 +1,4 @@
-"""``clf-demo``: the whole flow in one command — split → train → export (verified) → infer with TTA.
+"""``clf-demo``: the whole flow in one command — split → train → export (verified) → infer with TTA → bench.
 
 With no ``--data`` it first draws a small labelled photo folder (:mod:`clfkit.shapes`), so it runs on a fresh
 machine with no downloads; with ``--data DIR`` it runs the same steps on a real class-per-folder directory.
@@ -27,10 +27,12 @@ class DemoResult:
     onnx: Path | None = None
     report: Path | None = None
     predictions: Path | None = None
+    bench: dict[str, Any] = field(default_factory=dict)  # results.json of the quick clf-bench
 
 
 def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientnet_lite0", per_class: int = 40,
-             epochs: int = 60, tta: int = 5, progress: bool = True, log: Log = print) -> DemoResult:
+             epochs: int = 60, tta: int = 5, bench: bool = True, progress: bool = True,
+             log: Log = print) -> DemoResult:
     """Run every step into ``out`` (which must be new or empty) and return what each step produced."""
     from clfkit.data.make_split import format_summary, make_split
     from clfkit.export import export_checkpoint
@@ -52,15 +54,15 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
 
     images = data
     if images is None:
-        done = step("images", f"1/5 drawing a labelled photo folder ({per_class} images per class) → {out / 'images'}")
+        done = step("images", f"1/6 drawing a labelled photo folder ({per_class} images per class) → {out / 'images'}")
         images = make_shapes_dataset(out / "images", per_class=per_class)
         done()
-    done = step("split", f"2/5 clf-split {images} {out / 'data'}")
+    done = step("split", f"2/6 clf-split {images} {out / 'data'}")
     split = make_split(images, out / "data", seed=0, progress=progress)
     log(format_summary(split))
     done()
 
-    done = step("train", f"3/5 clf-train {out / 'data'} --out {out / 'run'} --backbone {backbone}")
+    done = step("train", f"3/6 clf-train {out / 'data'} --out {out / 'run'} --backbone {backbone}")
     fitted = fit(TrainConfig(data=out / "data", out=out / "run", backbone=backbone, epochs=epochs),
                  progress=progress, log=log)
     result.train_metrics = fitted.metrics
@@ -69,7 +71,7 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
         + (f", test accuracy {test['accuracy']:.1%}" if test else ""))
     done()
 
-    done = step("export", f"4/5 clf-export {out / 'run' / 'model.pt'} {out / 'model.onnx'}  (verified on real images)")
+    done = step("export", f"4/6 clf-export {out / 'run' / 'model.pt'} {out / 'model.onnx'}  (verified on real images)")
     exported = export_checkpoint(out / "run" / "model.pt", out / "model.onnx", log=log)
     for report in exported.reports:
         log(report.format_table())
@@ -79,11 +81,25 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
     done()
 
     target = out / "data" / ("test" if (out / "data" / "test").is_dir() else "val")
-    done = step("infer", f"5/5 clf-infer --model {result.onnx} --tta {tta} {target} --report {out / 'report'}")
+    done = step("infer", f"5/6 clf-infer --model {result.onnx} --tta {tta} {target} --report {out / 'report'}")
     engine = Engine.from_onnx(result.onnx, device="auto", log=log)
     inferred = run_infer(engine, [target], out=out / "predictions.csv", report=out / "report", tta=tta,
                          visualize=4, progress=progress, log=log)
     result.infer_metrics = inferred.report or {}
     result.report, result.predictions = out / "report", out / "predictions.csv"
     done()
+
+    if bench:
+        from clfkit.bench.report import write_report
+        from clfkit.bench.run import BenchConfig, run_bench
+
+        # A quick look, not the published benchmark: fewer timed runs, one pass, no memory subprocesses.
+        done = step("bench", f"6/6 clf-bench (quick) {out / 'run' / 'model.pt'} {result.onnx} {out / 'data'} "
+                             f"--out {out / 'bench'}")
+        config = BenchConfig(checkpoint=out / "run" / "model.pt", onnx=result.onnx, data=out / "data",
+                             batch_sizes=(1, 8), tta=(0,), min_runs=10, min_seconds=0.5, e2e_repeats=1,
+                             memory=False, command="clf-demo (quick bench)")
+        result.bench = run_bench(config, log=log)
+        write_report(result.bench, out / "bench")
+        done()
     return result
