@@ -24,16 +24,6 @@ RESULTS = REPO / "benchmarks" / "results"
 BIN = Path(sys.executable).parent
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boats", type=Path, default=REPO.parent / "shared" / "data" / "boats")
@@ -55,6 +45,8 @@ def main() -> int:
 
     import torch
 
+    from clfkit.bench.env import cpu_model
+
     checkpoint = torch.load(run / "model.pt", map_location="cpu", weights_only=True)
     metrics = checkpoint["metrics"]
     report = json.loads((run / "report" / "metrics.json").read_text())
@@ -75,7 +67,7 @@ def main() -> int:
         "per_class": report["per_class"],
         "train_counts": report.get("train_counts", {}),
         "config": checkpoint["config"],
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                     "torch": torch.__version__},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

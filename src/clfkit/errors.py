@@ -5,7 +5,7 @@ turns it into one line on stderr and a non-zero exit code; anything else is a bu
 """
 from __future__ import annotations
 
-__all__ = ["ClfError", "ConfigError", "SpecError", "ImageError", "DataError", "CheckpointError", "ModelError"]
+__all__ = ["first_line", "ClfError", "ConfigError", "SpecError", "ImageError", "DataError", "CheckpointError", "ModelError"]
 
 
 class ClfError(Exception):
@@ -39,3 +39,9 @@ class CheckpointError(ClfError):
 
 class ModelError(ClfError):
     """An ONNX model cannot be used (not ONNX, no clfkit metadata, wrong shape, unsafe external data)."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (library errors can span pages), for one-line user errors."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -18,7 +18,7 @@ import onnx
 from clfkit import __version__
 from clfkit.artifact import (INPUT_FORMATS, INPUT_NAME, META_CLASS_NAMES, META_INPUT_FORMAT, META_PRECISION,
                              META_SPEC, META_VERSION, OUTPUT_NAME, atomic_path)
-from clfkit.errors import ClfError, ModelError, SpecError
+from clfkit.errors import ClfError, ModelError, SpecError, first_line
 from clfkit.spec import ModelSpec
 
 __all__ = ["PRECISIONS", "OnnxMetadata", "metadata_dict", "parse_metadata", "read_metadata", "save_onnx"]
@@ -101,7 +101,7 @@ def save_onnx(proto: onnx.ModelProto, path: Path, spec: ModelSpec, *, input_form
         onnx.checker.check_model(proto)
         proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ModelError(f"{path}: the exported graph is not valid ONNX: {str(exc).splitlines()[0][:300]}") from None
+        raise ModelError(f"{path}: the exported graph is not valid ONNX: {first_line(exc)}") from None
     del proto.metadata_props[:]
     for key, value in metadata_dict(spec, input_format, precision).items():
         proto.metadata_props.add(key=key, value=value)

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from clfkit.errors import ConfigError, ModelError, SpecError
+from clfkit.errors import ConfigError, ModelError, SpecError, first_line
 from clfkit.export.metadata import OnnxMetadata, parse_metadata
 from clfkit.preprocess import normalize_batch
 from clfkit.spec import ModelSpec
@@ -38,11 +38,6 @@ CUDA = "CUDAExecutionProvider"
 
 _log = logging.getLogger(__name__)
 Log = Callable[[str], None]
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:limit]
 
 
 def _cuda_driver_missing() -> str | None:
@@ -88,7 +83,7 @@ def create_session(path: Path, device: str = "auto", threads: int | None = None,
         try:  # CUDA 13 + cuDNN from the nvidia-* wheels (torch installs the same ones)
             ort.preload_dlls()
         except Exception as exc:  # noqa: BLE001 - a failed preload shows up as an inactive provider below
-            log(f"onnxruntime.preload_dlls() failed ({_first_line(exc)}); relying on the system library path")
+            log(f"onnxruntime.preload_dlls() failed ({first_line(exc)}); relying on the system library path")
         session = _open(path, options, [CUDA, CPU])
         active = session.get_providers()
         if active and active[0] == CUDA:
@@ -112,7 +107,7 @@ def _open(path: Path, options: ort.SessionOptions, providers: list[str]) -> ort.
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind types (InvalidProtobuf, Fail, …)
-        raise ModelError(f"{path}: onnxruntime cannot load this file as an ONNX model ({_first_line(exc)}); "
+        raise ModelError(f"{path}: onnxruntime cannot load this file as an ONNX model ({first_line(exc)}); "
                          "pass a .onnx file written by clf-export") from None
 
 
@@ -124,7 +119,7 @@ def _warm_up(session: ort.InferenceSession) -> str | None:
     try:
         session.run(None, {inp.name: np.zeros(shape, dtype)})
     except Exception as exc:  # noqa: BLE001 - any failure means "do not use CUDA"
-        return _first_line(exc)
+        return first_line(exc)
     return None
 
 
@@ -249,7 +244,7 @@ class Engine:
                     for i in range(0, len(batch), step)]
         except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind errors (out of memory, bad shapes, …)
             raise ModelError(f"{self.path}: onnxruntime failed on a batch of {len(batch)} rows on {self.provider} "
-                             f"({_first_line(exc)}); a smaller --batch-size or --tta needs less memory") from None
+                             f"({first_line(exc)}); a smaller --batch-size or --tta needs less memory") from None
         return np.asarray(np.concatenate(outs) if len(outs) > 1 else outs[0], dtype=np.float32)
 
     def predict(self, items: Iterable, *, tta: int = 0, batch_size: int = 32, topk: int = 5,

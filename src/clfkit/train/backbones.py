@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 from torch import nn
 
-from clfkit.errors import ConfigError
+from clfkit.errors import ConfigError, first_line
 from clfkit.spec import INTERPOLATIONS
 
 __all__ = [
@@ -151,7 +151,7 @@ def load_state_dict_file(path: Path | str) -> dict[str, torch.Tensor]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip, pickle, EOF, safetensors header errors all mean "not a readable state dict"
         raise ConfigError(
-            f"--weights {path}: cannot read it as a PyTorch state dict ({type(exc).__name__}: {_first_line(exc)})"
+            f"--weights {path}: cannot read it as a PyTorch state dict ({type(exc).__name__}: {first_line(exc)})"
         ) from None
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
@@ -240,11 +240,6 @@ def _describe(t: torch.Tensor) -> str:
     return f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else "no details"
-
-
 # --- families -------------------------------------------------------------------------------------------------
 
 
@@ -277,7 +272,7 @@ def _download_errors(name: str) -> Iterator[None]:
         yield
     except OSError as exc:
         raise ConfigError(
-            f"downloading the pretrained weights of {name!r} failed ({type(exc).__name__}: {_first_line(exc)}). "
+            f"downloading the pretrained weights of {name!r} failed ({type(exc).__name__}: {first_line(exc)}). "
             f"Offline, use a packaged backbone that needs no download ({', '.join(list_packaged())}) "
             f"or pass --weights FILE with a state dict saved from {name}"
         ) from exc

@@ -16,7 +16,7 @@ import torch
 
 from clfkit import __version__
 from clfkit.artifact import CHECKPOINT_FORMAT, atomic_path
-from clfkit.errors import CheckpointError, SpecError
+from clfkit.errors import CheckpointError, SpecError, first_line
 from clfkit.spec import ModelSpec
 
 __all__ = ["LoadedCheckpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint", "save_state",
@@ -79,11 +79,11 @@ def read_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"{path}: refused to load: the file needs to run code to unpickle (only plain weights are "
-            f"accepted, torch.load weights_only=True): {str(exc).splitlines()[0][:200]}"
+            f"accepted, torch.load weights_only=True): {first_line(exc, 200)}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
-                              f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
+                              f"{first_line(exc, 200)}") from None
     if not isinstance(obj, dict) or obj.get("format") != expected_format:
         kind = "a clf-train model.pt" if expected_format == CHECKPOINT_FORMAT else "a clf-train last.pt"
         raise CheckpointError(f"{path}: not {kind} (no clfkit format marker); only checkpoints written by "
@@ -120,7 +120,7 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit the {arch['backbone']} architecture: "
-                              f"{str(exc).splitlines()[0][:300]}") from None
+                              f"{first_line(exc)}") from None
     model.eval()
     return LoadedCheckpoint(model=model, spec=spec, arch=dict(arch), config=dict(obj.get("config", {})),
                             metrics=dict(obj.get("metrics", {})), path=Path(path))
