@@ -14,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from clfkit.errors import ImageError
-from clfkit.images import is_hidden, is_image_name, load_rgb
+from clfkit.data.scan import iter_image_files
+from clfkit.images import load_rgb
 
 __all__ = ["ImageSet", "list_images", "load_images", "generated_images", "find_split"]
 
@@ -35,11 +36,9 @@ def list_images(folder: Path, limit: int | None = None, class_names: Sequence[st
     """
     folder = Path(folder)
     groups: dict[str, list[Path]] = {}
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not is_hidden(d))
-        rel = Path(root).relative_to(folder)
-        key = rel.parts[0] if rel.parts else ""
-        groups.setdefault(key, []).extend(Path(root) / f for f in sorted(files) if is_image_name(f))
+    for path in iter_image_files(folder):  # the one folder scan: hidden entries skipped, symlinked dirs not followed
+        parts = path.relative_to(folder).parts
+        groups.setdefault(parts[0] if len(parts) > 1 else "", []).append(path)
     index = {name: i for i, name in enumerate(class_names)}
     ordered = [sorted(groups[k]) for k in sorted(groups) if groups[k]]
     picked: list[tuple[Path, int]] = []
