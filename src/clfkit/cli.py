@@ -1,17 +1,19 @@
 """Console commands.  Each is a thin click layer over one library function.
 
-User errors (:class:`clfkit.errors.ClfError`) become one line on stderr and exit code 1 (click's usage
+User errors (:class:`clfkit.errors.ClfError`) and the machine's own (disk full, read-only folder, no
+permission: :func:`clfkit.errors.environment_error`) become one line on stderr and exit code 1 (click's usage
 errors exit 2); anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
 
-from clfkit.errors import ClfError
+from clfkit.errors import ClfError, environment_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +27,11 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ClfError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # disk full, read-only folder, no permission: one line too; other OSErrors are bugs
+            line = environment_error(exc)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted") from None
 
@@ -50,10 +57,15 @@ def split_cmd(src: Path, dst: Path, val: float, test: float, seed: int, min_imag
     Stratified per class and seeded; identical files never straddle splits; unreadable files are listed in
     DST/quarantine.csv instead of copied.
     """
+    from tqdm.auto import tqdm
+
     from clfkit.data.make_split import format_summary, make_split
 
+    def log(msg: str) -> None:  # one line per quarantined file, written above the progress bar
+        tqdm.write(msg, file=sys.stderr)
+
     result = make_split(src, dst, val=val, test=test, seed=seed, min_images=min_images, mode=mode,
-                        overwrite=overwrite, workers=workers, log=lambda msg: click.echo(msg, err=True))
+                        overwrite=overwrite, workers=workers, log=log)
     click.echo(format_summary(result))
     click.echo(f"split written to {dst} (manifest: {dst / 'manifest.csv'})")
 

@@ -1,11 +1,17 @@
 """One family of user-facing errors.
 
 Every error a user can cause (a bad flag, a corrupt image, a foreign checkpoint) is a ``ClfError``.  The CLI
-turns it into one line on stderr and a non-zero exit code; anything else is a bug and keeps its traceback.
+turns it into one line on stderr and a non-zero exit code, and does the same for an ``OSError`` that comes
+from the machine (disk full, read-only folder, no permission; :func:`environment_error`); anything else is a
+bug and keeps its traceback.
 """
 from __future__ import annotations
 
-__all__ = ["first_line", "ClfError", "ConfigError", "SpecError", "ImageError", "DataError", "CheckpointError", "ModelError"]
+import errno
+import os
+
+__all__ = ["first_line", "printable", "environment_error", "ClfError", "ConfigError", "SpecError", "ImageError", "DataError",
+           "CheckpointError", "ModelError", "OutputError"]
 
 
 class ClfError(Exception):
@@ -26,7 +32,7 @@ class ImageError(ClfError):
     def __init__(self, path: object, reason: str) -> None:
         self.path = str(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{printable(self.path)}: {reason}")
 
 
 class DataError(ClfError):
@@ -39,6 +45,38 @@ class CheckpointError(ClfError):
 
 class ModelError(ClfError):
     """An ONNX model cannot be used (not ONNX, no clfkit metadata, wrong shape, unsafe external data)."""
+
+
+class OutputError(ClfError):
+    """An output cannot be written (disk full, read-only folder, no permission); nothing half-written is left
+    where the finished file goes."""
+
+
+# What a full disk, a read-only folder or missing permissions raise: the user's environment, not a bug.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                       errno.ENAMETOOLONG, errno.EIO}
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for an OSError caused by the machine (disk full, read-only, permissions), else None."""
+    if not isinstance(exc, OSError) or exc.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = " (free some space or write somewhere else)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{where}{exc.strerror or exc}{hint}"
+
+
+def printable(text: object) -> str:
+    """``text`` with non-printable characters escaped (newline → ``\\n``, ESC → ``\\x1b``; unicode letters kept).
+
+    For file names in one-line messages: a name with a newline stays on its one line, and a name cannot send
+    terminal escape sequences.  Names that are not valid UTF-8 (surrogate escapes) come out as ``\\udcXX``.
+    """
+    text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -6,6 +6,7 @@ Both are plain dicts of tensors, numbers, strings and lists, so they load with
 """
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -36,9 +37,15 @@ class LoadedCheckpoint:
 
 
 def save_state(obj: dict[str, Any], path: Path) -> Path:
-    """torch.save through a temporary file + rename."""
+    """torch.save through a temporary file + rename.
+
+    Serialized in memory first and then written by Python: torch's own file writer turns a full disk into an
+    opaque ``RuntimeError`` ("unexpected pos …"), while a Python write raises the real ``OSError`` (ENOSPC,
+    EROFS) that the CLI reports in one line."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return Path(path)
 
 
