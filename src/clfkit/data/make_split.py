@@ -12,17 +12,17 @@ import io
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from clfkit.data.scan import scan_labelled
+from clfkit.data.scan import iter_labelled
 from clfkit.data.split import SPLITS, FileRecord, cross_class_duplicates, plan_split, validate_fractions
-from clfkit.errors import ConfigError, DataError, ImageError
+from clfkit.errors import ConfigError, DataError, ImageError, OutputError, printable
 from clfkit.images import load_rgb
+from clfkit.parallel import ordered_map
 
 __all__ = ["LINK_MODES", "SplitResult", "inspect_file", "make_split", "format_summary", "OUTPUT_NAMES"]
 
@@ -55,7 +55,12 @@ def inspect_file(path: Path, class_dir: Path, class_name: str) -> FileRecord | I
     try:
         data = path.read_bytes()
     except OSError as exc:
-        reason = "broken symbolic link" if path.is_symlink() and not path.exists() else exc.strerror or str(exc)
+        if exc.errno == errno.ELOOP:
+            reason = "symbolic link loop"
+        elif path.is_symlink() and not path.exists():
+            reason = "broken symbolic link"
+        else:
+            reason = exc.strerror or str(exc)
         return ImageError(path, f"cannot read file ({reason})")
     try:
         image = load_rgb(io.BytesIO(data)) if data else load_rgb(path)
@@ -136,59 +141,90 @@ def make_split(
         raise ConfigError(f"--mode must be one of {', '.join(LINK_MODES)}, got {mode!r}")
     if min_images < 1:
         raise ConfigError(f"--min-images must be at least 1, got {min_images}")
-    folder = scan_labelled(src)
+    classes, files = iter_labelled(src)  # streamed: no list of every path is held
     _check_destination(src, dst, overwrite)
 
-    jobs = [(path, src / name, name) for name, paths in folder.files.items() for path in paths]
     records: list[FileRecord] = []
     quarantined: list[tuple[str, str, str]] = []
-    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 2) + 2)) as pool:
-        results = pool.map(lambda job: inspect_file(*job), jobs)
-        for (path, _, name), result in tqdm(
-            zip(jobs, results), total=len(jobs), desc="checking images", unit="img", disable=progress is False
-        ):
-            if isinstance(result, ImageError):
-                quarantined.append((path.relative_to(src).as_posix(), name, result.reason))
-                log(f"skipped {path}: {result.reason}")
-            else:
-                records.append(result)
 
-    per_class = {c: sum(1 for r in records if r.class_name == c) for c in folder.classes}
+    def inspect(job: tuple[Path, str]) -> tuple[Path, str, FileRecord | ImageError]:
+        path, name = job
+        return path, name, inspect_file(path, src / name, name)
+
+    # Bounded: a few files in flight per thread, whatever the folder size (a plain executor.map would hold a
+    # future per file); what is kept per file is its small FileRecord, needed to plan the split.
+    checked = ordered_map(inspect, files, workers=workers or min(8, (os.cpu_count() or 2) + 2))
+    for path, name, result in tqdm(checked, desc="checking images", unit="img", disable=progress is False):
+        if isinstance(result, ImageError):
+            quarantined.append((path.relative_to(src).as_posix(), name, result.reason))
+            log(f"skipped {printable(path)}: {result.reason}")
+        else:
+            records.append(result)
+
+    per_class = dict.fromkeys(classes, 0)
+    for rec in records:
+        per_class[rec.class_name] += 1
     dropped = {c: n for c, n in per_class.items() if 0 < n < min_images}
     empty = [c for c, n in per_class.items() if n == 0]
-    kept = [c for c in folder.classes if c not in dropped and c not in empty]
+    kept = [c for c in classes if c not in dropped and c not in empty]
     if not kept:
         raise DataError(f"{src}: no class has at least {min_images} readable images; nothing to split")
     records = [r for r in records if r.class_name in kept]
     plan = plan_split(records, val, test, seed)
 
     partial = dst / _PARTIAL
+    new_dst = not dst.exists()
+    try:
+        counts, fallbacks, dups = _write_split(src, partial, records, quarantined, plan, mode, progress,
+                                               meta={"seed": seed, "val": val, "test": test, "min_images": min_images,
+                                                     "classes": kept, "dropped_classes": dropped,
+                                                     "empty_classes": empty})
+    except BaseException as exc:
+        # Disk full, read-only, Ctrl-C: nothing half-written stays in DST (nor in the way of the next run).
+        shutil.rmtree(partial, ignore_errors=True)
+        if new_dst and dst.is_dir() and not any(dst.iterdir()):
+            dst.rmdir()
+        if isinstance(exc, OSError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OutputError(f"{dst}: cannot write the split: {exc.strerror or exc}{where}; nothing was "
+                              "changed in DST") from None
+        raise
+    _swap_into_place(partial, dst)
+    return SplitResult(dst=dst, classes=kept, counts=counts, quarantined=sorted(quarantined),
+                       dropped_classes=dropped, empty_classes=empty, cross_class_duplicates=dups,
+                       copied_instead_of_linked=fallbacks)
+
+
+def _write_split(src: Path, partial: Path, records: list[FileRecord],
+                 quarantined: list[tuple[str, str, str]], plan: dict[tuple[str, str], str], mode: str,
+                 progress: bool | None, meta: dict) -> tuple[dict[str, dict[str, int]], int, list[list[str]]]:
+    """Build the whole split (files, manifest, quarantine list, split.json) in DST/.clfkit-split-partial."""
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    counts = {c: {s: 0 for s in SPLITS} for c in kept}
+    counts = {c: {s: 0 for s in SPLITS} for c in meta["classes"]}
     fallbacks = 0
-    rows = []
-    for rec in tqdm(sorted(records, key=lambda r: (r.class_name, r.relpath)), desc="writing split", unit="img",
-                    disable=progress is False):
+    records.sort(key=lambda r: (r.class_name, r.relpath))
+    for rec in tqdm(records, desc="writing split", unit="img", disable=progress is False):
         split = plan[(rec.class_name, rec.relpath)]
-        rel = f"{split}/{rec.class_name}/{rec.relpath}"
-        fallbacks += _place(src / rec.class_name / rec.relpath, partial / rel, mode)
+        fallbacks += _place(src / rec.class_name / rec.relpath, partial / split / rec.class_name / rec.relpath, mode)
         counts[rec.class_name][split] += 1
-        rows.append((rel, rec.class_name, split, rec.sha256, rec.width, rec.height, f"{rec.class_name}/{rec.relpath}"))
     for split in SPLITS:
         (partial / split).mkdir(exist_ok=True)
-    rows.sort(key=lambda r: (SPLITS.index(r[2]), r[1], r[0]))
+    # Manifest order: split, class, path.  Rows are made while writing, not held (one record per file is).
+    records.sort(key=lambda r: SPLITS.index(plan[(r.class_name, r.relpath)]))  # stable: class, path stay sorted
+    rows = ((f"{plan[(r.class_name, r.relpath)]}/{r.class_name}/{r.relpath}", r.class_name,
+             plan[(r.class_name, r.relpath)], r.sha256, r.width, r.height, f"{r.class_name}/{r.relpath}")
+            for r in records)
     dups = [[f"{r.class_name}/{r.relpath}" for r in group] for group in cross_class_duplicates(records).values()]
     _write_csv(partial / "manifest.csv", MANIFEST_COLUMNS, rows)
     _write_csv(partial / "quarantine.csv", ("source", "class", "reason"), sorted(quarantined))
-    meta = {
-        "seed": seed, "val": val, "test": test, "min_images": min_images,
-        "classes": kept, "counts": counts, "dropped_classes": dropped, "empty_classes": empty,
-        "quarantined": len(quarantined), "cross_class_duplicates": dups,
-    }
+    meta = {**meta, "counts": counts, "quarantined": len(quarantined), "cross_class_duplicates": dups}
     (partial / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return counts, fallbacks, dups
 
-    # Swap the finished split into place only now: an interrupted run never leaves a half split at DST.
+
+def _swap_into_place(partial: Path, dst: Path) -> None:
+    """Move the finished split into DST only now: an interrupted run never leaves a half split there."""
     for name in OUTPUT_NAMES:
         target = dst / name
         if target.is_dir() and not target.is_symlink():
@@ -197,9 +233,6 @@ def make_split(
             target.unlink()
         os.replace(partial / name, target)
     partial.rmdir()
-    return SplitResult(dst=dst, classes=kept, counts=counts, quarantined=sorted(quarantined),
-                       dropped_classes=dropped, empty_classes=empty, cross_class_duplicates=dups,
-                       copied_instead_of_linked=fallbacks)
 
 
 def format_summary(result: SplitResult) -> str:

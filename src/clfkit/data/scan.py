@@ -14,7 +14,7 @@ from typing import Iterator
 from clfkit.errors import DataError
 from clfkit.images import is_hidden, is_image_name
 
-__all__ = ["LabelledFolder", "iter_image_files", "scan_labelled", "class_dirs"]
+__all__ = ["LabelledFolder", "iter_image_files", "scan_labelled", "iter_labelled", "class_dirs"]
 
 
 @dataclass(frozen=True)
@@ -76,16 +76,38 @@ def class_dirs(root: Path) -> tuple[list[Path], list[Path]]:
     return dirs, loose
 
 
-def scan_labelled(root: Path) -> LabelledFolder:
-    """Scan a class-per-folder tree.  Raises DataError when there is no class folder at all."""
-    root = Path(root)
-    dirs, loose = class_dirs(root)
+def _require_classes(root: Path, dirs: list[Path]) -> None:
     if not dirs:
         raise DataError(
             f"{root}: no class folders found; expected {root}/<class name>/<images> "
             "(one subfolder per class)"
         )
+
+
+def scan_labelled(root: Path) -> LabelledFolder:
+    """Scan a class-per-folder tree.  Raises DataError when there is no class folder at all."""
+    root = Path(root)
+    dirs, loose = class_dirs(root)
+    _require_classes(root, dirs)
     files = {d.name: tuple(iter_image_files(d)) for d in dirs}
     classes = tuple(sorted(files))
     empty = tuple(c for c in classes if not files[c])
     return LabelledFolder(root=root, classes=classes, files=files, empty_classes=empty, ignored=tuple(loose))
+
+
+def iter_labelled(root: Path) -> tuple[tuple[str, ...], Iterator[tuple[Path, str]]]:
+    """(class names, a lazy stream of (image path, class name)) for a class-per-folder tree.
+
+    The streaming form of :func:`scan_labelled` for folders too big to list up front: the same classes and
+    files in the same order, but no path is held once it has been consumed."""
+    root = Path(root)
+    dirs, _ = class_dirs(root)
+    _require_classes(root, dirs)
+    classes = tuple(sorted(d.name for d in dirs))
+
+    def stream() -> Iterator[tuple[Path, str]]:
+        for name in classes:
+            for path in iter_image_files(root / name):
+                yield path, name
+
+    return classes, stream()

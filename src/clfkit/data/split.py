@@ -26,7 +26,7 @@ __all__ = ["SPLITS", "FileRecord", "split_counts", "plan_split", "validate_fract
 SPLITS = ("train", "val", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per file, 100,000s of them on a big folder
 class FileRecord:
     """One decodable image: its class, its path relative to the class folder (POSIX), content hash, size."""
 
