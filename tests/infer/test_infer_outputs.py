@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 
-from clfkit.errors import ConfigError
+from clfkit.errors import ConfigError, OutputError
 from clfkit.infer import Prediction
-from clfkit.infer.outputs import csv_header, open_writer
+from clfkit.infer.outputs import csv_header, finished_paths, open_writer, path_key
+from fs_fixtures import full_disk, leftovers, readonly_dir  # noqa: F401 - fixtures
 
 GOOD = Prediction(path="a/cat 1.jpg", label="cat", index=0, prob=0.8123456789,
                   topk=(("cat", 0.8123456789), ("dog, big", 0.15), ("owl", 0.0376543211)))
@@ -89,3 +91,65 @@ def test_stdout_gets_csv(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == ",".join(csv_header(2))
     assert lines[1].startswith("a/cat 1.jpg,cat,0.812346,0,cat,0.812346,")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_finished_paths_drops_error_rows_and_a_torn_last_row(tmp_path, suffix, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / f"preds{suffix}"
+    with open_writer(out, 3, "CPUExecutionProvider") as writer:
+        writer.write(GOOD)
+        writer.write(BAD)
+        writer.write(Prediction(path="a/dog.jpg", label="dog", index=1, prob=0.9, topk=GOOD.topk))
+    whole = out.read_bytes()
+    with open(out, "ab") as fh:  # a row cut short (e.g. by a full disk in an older writer)
+        fh.write(b"a/owl.jpg,owl,0.7" if suffix == ".csv" else b'{"path": "a/owl.jpg", "pred": "o')
+    done = finished_paths(out, 3)
+    assert done == {path_key("a/cat 1.jpg"), path_key(tmp_path / "a" / "dog.jpg")}
+    lines = out.read_bytes().splitlines(keepends=True)
+    assert b"".join(lines) == b"".join(line for line in whole.splitlines(keepends=True) if b"broken" not in line)
+    with open_writer(out, 3, "CPUExecutionProvider", append=True) as writer:  # continues: no second header
+        writer.write(BAD)
+    assert out.read_bytes().count(b"path,pred") == (suffix == ".csv")
+    assert len(out.read_bytes().splitlines()) == len(lines) + 1
+
+
+def test_finished_paths_of_a_missing_or_empty_file(tmp_path):
+    assert finished_paths(tmp_path / "none.csv", 3) == set()
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert finished_paths(tmp_path / "empty.csv", 3) == set()
+    assert (tmp_path / "empty.csv").read_text().startswith("path,pred,prob")
+
+
+def test_file_names_that_are_not_utf8_are_escaped_not_fatal(tmp_path):
+    name = os.fsdecode(b"a/caf\xe9.jpg")  # Latin-1 bytes from an old zip: a surrogate escape in Python
+    out = tmp_path / "preds.csv"
+    with open_writer(out, 3, "CPUExecutionProvider") as writer:
+        writer.write(Prediction(path=name, label="cat", index=0, prob=0.8, topk=GOOD.topk))
+    assert "a/caf\\xe9.jpg" in out.read_text(encoding="utf-8")
+    assert finished_paths(out, 3) == {path_key(name)}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json"])
+def test_a_full_disk_is_one_clear_error_and_leaves_only_whole_rows(full_disk, suffix):
+    out = full_disk / f"preds{suffix}"
+    big = Prediction(path="x" * 2000 + ".jpg", label="cat", index=0, prob=0.5, topk=GOOD.topk)
+    with pytest.raises(OutputError, match="No space left on device") as caught:
+        with open_writer(out, 3, "CPUExecutionProvider") as writer:
+            for _ in range(100):  # 200 KB of rows on a 64 KiB filesystem
+                writer.write(big)
+    assert str(caught.value).startswith(f"--out {out}: cannot write")
+    if suffix == ".json":
+        assert leftovers(full_disk) == []  # the unfinished array never appears, nor its temporary file
+        return
+    assert leftovers(full_disk) == [out.name]
+    text = out.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    rows = text.splitlines()[suffix == ".csv":]
+    assert 0 < len(rows) < 100 and all(row.startswith(("x", '{"path": "x')) for row in rows)
+    assert f"keeps the {len(rows)} whole rows" in str(caught.value)
+
+
+def test_a_read_only_folder_is_one_clear_error(readonly_dir):
+    with pytest.raises(OutputError, match=r"cannot write it \(Read-only file system\)"):
+        open_writer(readonly_dir / "preds.csv", 3, "CPUExecutionProvider")

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import click
 
@@ -17,11 +17,11 @@ from clfkit.cli import user_errors
 from clfkit.errors import ConfigError
 from clfkit.infer.engine import DEVICES, Engine
 from clfkit.infer.evaluate import Evaluation
-from clfkit.infer.outputs import open_writer
-from clfkit.infer.sources import count_paths, detect_labelled, expand_paths
+from clfkit.infer.outputs import finished_paths, open_writer, path_key
+from clfkit.infer.sources import detect_labelled, expand_paths
 from clfkit.preprocess import tta_view_names
 
-__all__ = ["EXIT_SOME_FAILED", "InferResult", "run_infer", "infer_cmd"]
+__all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "run_infer", "infer_cmd"]
 
 EXIT_SOME_FAILED = 3  # some files could not be read; every readable file was still predicted and written
 
@@ -39,14 +39,30 @@ class InferResult:
         return (self.total - self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
+def check_options(out: str | Path | None, report: str | Path | None, visualize: int, skip_existing: bool) -> None:
+    """Option combinations that cannot work, refused before the model is loaded."""
+    if visualize and report is None:
+        raise ConfigError("--visualize needs --report DIR (the figures are written there)")
+    if skip_existing and (out is None or str(out) == "-"):
+        raise ConfigError("--skip-existing needs --out FILE.csv or FILE.jsonl (it reads the rows already there)")
+    if skip_existing and Path(out).suffix.lower() == ".json":
+        raise ConfigError(f"--skip-existing: --out {out} is a .json array, written only when a run finishes; use "
+                          ".csv or .jsonl for runs you may need to continue")
+    if skip_existing and report is not None:
+        raise ConfigError("--skip-existing cannot be combined with --report: the report needs every file's "
+                          "probabilities, which the rows of the earlier run do not hold; rerun the report in full")
+
+
 def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | None = None,
               report: str | Path | None = None, tta: int = 0, batch_size: int = 32, topk: int = 5,
               recursive: bool = True, visualize: int = 0, fast_decode: bool = False,
-              workers: int | None = None, progress: bool = False,
+              workers: int | None = None, progress: bool = False, skip_existing: bool = False,
               log: Callable[[str], None] = lambda msg: None) -> InferResult:
-    """Predict every image under ``paths``, stream rows to ``out`` and, with ``report``, write the report."""
-    if visualize and report is None:
-        raise ConfigError("--visualize needs --report DIR (the figures are written there)")
+    """Predict every image under ``paths``, stream rows to ``out`` and, with ``report``, write the report.
+
+    ``skip_existing`` continues an interrupted run: files that already have a prediction row in ``out`` (a
+    .csv/.jsonl) are not predicted again, and the new rows are appended."""
+    check_options(out, report, visualize, skip_existing)
     if next(iter(expand_paths(paths, recursive)), None) is None:
         raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
                           ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
@@ -61,12 +77,20 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
             "report has predictions and figures but no accuracy")
     evaluation = Evaluation(engine.spec, labelled, visualize) if report is not None else None
     k = min(topk, engine.spec.num_classes)
-    bar = _progress(count_paths(paths, recursive)) if progress else None  # a cheap listing pass for the total
+    done = finished_paths(out, k) if skip_existing and out is not None else set()
+
+    def todo() -> Iterator[Path]:
+        files = expand_paths(paths, recursive, log=log)
+        return (f for f in files if path_key(f) not in done) if done else files
+
+    if done:
+        log(f"--skip-existing: {len(done)} file(s) already predicted in {out}; only the others are run")
+    bar = _progress(sum(1 for _ in todo())) if progress else None  # a cheap listing pass for the total
     start = time.perf_counter()
     seen = failed = 0
     try:
-        with open_writer(out, k, engine.provider) as writer:
-            predictions = engine.predict(expand_paths(paths, recursive, log=log), tta=tta, batch_size=batch_size,
+        with open_writer(out, k, engine.provider, append=skip_existing) as writer:
+            predictions = engine.predict(todo(), tta=tta, batch_size=batch_size,
                                          topk=k, workers=workers, fast_decode=fast_decode,
                                          keep_probs=labelled is not None)
             for pred in predictions:
@@ -121,7 +145,14 @@ Output (--out FILE, format from the extension; without --out: CSV on stdout):
   .json   one array of the .jsonl rows
   .csv and .jsonl stream: each row is flushed when written, so an interrupted run keeps every finished row.
   .json is written atomically when the run ends (an interrupted run leaves none).
+  If the disk fills up or the folder becomes read-only, the file is cut back to its last whole row.
   A file that cannot be read gets a row with `error` set and the rest empty.
+
+\b
+Continuing a killed or interrupted run: repeat the command with --skip-existing.  Files that already have a
+prediction row in --out are not predicted again and the new rows are appended (so rows are in input order
+within each run).  Rows with an error, and a last row cut short, are removed first and those files tried
+again, so every file ends with exactly one row.  Files are matched by absolute path.
 
 \b
 TTA views (--tta N averages the softmax of the first N): center, hflip, wide (shorter side resized to the
@@ -169,10 +200,13 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
               help="With --report: N photo panels with top-k bars, N photos per class grid, N mistakes grid.")
 @click.option("--fast-decode", is_flag=True, help="Faster JPEG decoding for large photos (see below).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--skip-existing", is_flag=True,
+              help="Continue an interrupted run: files that already have a prediction row in --out (.csv or "
+                   ".jsonl) are not predicted again; new rows are appended (see below).")
 @user_errors
 def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, device: str,
               threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
-              recursive: bool, visualize: int, fast_decode: bool, progress: bool) -> None:
+              recursive: bool, visualize: int, fast_decode: bool, progress: bool, skip_existing: bool) -> None:
     """Predict the classes of the images in PATH... (files, folders or globs) with an ONNX model.
 
     A single folder with one sub-folder per class is a labelled set: with --report, accuracy (with and without
@@ -182,13 +216,12 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
     def log(msg: str) -> None:
         click.echo(f"clf-infer: {msg}", err=True)
 
-    if visualize and report is None:
-        raise ConfigError("--visualize needs --report DIR (the figures are written there)")
+    check_options(out, report, visualize, skip_existing)
     engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, log=log)
     log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
     result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
                        recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,
-                       progress=progress, log=log)
+                       progress=progress, skip_existing=skip_existing, log=log)
     where = f" to {out}" if out not in (None, Path("-")) else ""
     log(f"predicted {result.total - result.failed} of {result.total} files{where} in {result.seconds:.1f} s "
         f"({result.images_per_s:.1f} img/s) on {result.provider}")

@@ -25,15 +25,26 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
-from clfkit.errors import ConfigError
+from clfkit.artifact import atomic_path
+from clfkit.errors import ConfigError, OutputError
 from clfkit.infer.pipeline import Prediction
 
-__all__ = ["OUTPUT_FORMATS", "csv_header", "prediction_record", "PredictionWriter", "open_writer"]
+__all__ = ["OUTPUT_FORMATS", "csv_header", "prediction_record", "PredictionWriter", "open_writer",
+           "finished_paths", "path_key"]
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "json"}
 _DIGITS = 6
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes; a file name that is not valid UTF-8 (bytes from an old zip, which Python holds as surrogate
+    escapes) is written with ``\\xe9``-style escapes instead of failing the run."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").encode("utf-8")
 
 
 def csv_header(topk: int) -> list[str]:
@@ -70,35 +81,42 @@ class PredictionWriter:
     """Write predictions to a .csv/.jsonl/.json file, or CSV to stdout (``out`` None or ``-``).
 
     Use as a context manager: leaving the block normally finishes the file; leaving it by an exception keeps
-    the streamed rows (.csv/.jsonl) or discards the unfinished .json."""
+    the streamed rows (.csv/.jsonl) or discards the unfinished .json.  ``append=True`` continues a .csv/.jsonl
+    left by an earlier run (see :func:`finished_paths`) instead of starting a new one.
 
-    def __init__(self, out: str | os.PathLike | None, topk: int, provider: str) -> None:
+    A write that fails (disk full, the folder became read-only) cuts the file back to its last whole row and
+    raises :class:`OutputError`, so even then the file holds only complete rows."""
+
+    def __init__(self, out: str | os.PathLike | None, topk: int, provider: str, append: bool = False) -> None:
         self.topk = topk
         self.provider = provider
         self.rows = 0
         self._tmp: Path | None = None
+        self._fh: BinaryIO | None = None
+        self._good = 0  # bytes of whole rows on disk
         if out is None or os.fspath(out) == "-":
-            self.path, self.format, self._own = None, "csv", False
-            self._fh: TextIO = sys.stdout
+            self.path, self.format = None, "csv"  # stdout: append has no meaning there
         else:
             self.path = Path(out)
             fmt = OUTPUT_FORMATS.get(self.path.suffix.lower())
             if fmt is None:
                 raise ConfigError(f"--out {self.path}: unknown format {self.path.suffix or '(no extension)'!r}; "
                                   f"name the file .csv, .jsonl or .json")
-            self.format, self._own = fmt, True
+            self.format = fmt
             target = self.path
+            append = append and fmt != "json"  # a .json array is only ever written whole
             if fmt == "json":
                 self._tmp = target = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(target, "w", encoding="utf-8", newline="")
+                self._fh = open(target, "ab" if append else "wb")
+                self._good = self._fh.tell()
             except OSError as exc:
-                raise ConfigError(f"--out {self.path}: cannot write it ({exc.strerror or exc})") from None
-        if self.format == "csv":
+                raise OutputError(f"--out {self.path}: cannot write it ({exc.strerror or exc})") from None
+        if self.format == "csv" and not self._good:
             self._emit(self._csv_line(csv_header(topk)))
         elif self.format == "json":
-            self._fh.write("[")
+            self._write("[")
 
     @staticmethod
     def _csv_line(cells: list[Any]) -> str:
@@ -106,9 +124,44 @@ class PredictionWriter:
         csv.writer(buffer, lineterminator="\n").writerow(cells)
         return buffer.getvalue()
 
+    def _write(self, text: str) -> None:
+        if self._fh is None:
+            sys.stdout.write(_utf8(text).decode("utf-8"))
+            return
+        try:
+            self._fh.write(_utf8(text))
+        except OSError as exc:
+            self._fail(exc)
+
     def _emit(self, text: str) -> None:
-        self._fh.write(text)  # one whole row per call, then flushed: nothing torn, nothing lost
-        self._fh.flush()
+        """Write one whole row and flush it: nothing torn, nothing lost."""
+        if self._fh is None:
+            sys.stdout.write(_utf8(text).decode("utf-8"))
+            sys.stdout.flush()
+            return
+        try:
+            self._fh.write(_utf8(text))
+            self._fh.flush()
+        except OSError as exc:
+            self._fail(exc)
+        self._good = self._fh.tell()
+
+    def _fail(self, exc: OSError) -> None:
+        assert self._fh is not None and self.path is not None
+        fh, self._fh = self._fh, None
+        try:  # drop the torn tail (truncating frees space, so this works on a full disk too)
+            os.ftruncate(fh.fileno(), self._good)
+        except OSError:
+            pass
+        try:
+            fh.close()
+        except OSError:  # the close flushes what is still buffered, and fails the same way
+            pass
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+        kept = "" if self.format == "json" else f"; it keeps the {self.rows} whole rows written before"
+        raise OutputError(f"--out {self.path}: cannot write ({exc.strerror or exc}){kept}") from None
 
     def write(self, pred: Prediction) -> None:
         if self.format == "csv":
@@ -118,16 +171,25 @@ class PredictionWriter:
             if self.format == "jsonl":
                 self._emit(text + "\n")
             else:  # json: the temporary file is not flushed row by row; it only counts once renamed
-                self._fh.write(("\n  " if self.rows == 0 else ",\n  ") + text)
+                self._write(("\n  " if self.rows == 0 else ",\n  ") + text)
         self.rows += 1
 
     def close(self, ok: bool = True) -> None:
-        if self.format == "json" and ok:
-            self._fh.write("\n]\n" if self.rows else "]\n")
-        if self._own:
-            self._fh.close()
-        else:
-            self._fh.flush()
+        if self.format == "json" and ok and self._fh is not None:
+            self._write("\n]\n" if self.rows else "]\n")
+        if self._fh is not None:
+            try:
+                self._fh.flush()  # .json: the array so far; .csv/.jsonl rows are flushed already
+            except OSError as exc:
+                if ok:
+                    self._fail(exc)
+            fh, self._fh = self._fh, None
+            try:
+                fh.close()
+            except OSError:  # only after a failed flush of an interrupted run, whose rows are already cut back
+                pass
+        elif self.path is None:
+            sys.stdout.flush()
         if self._tmp is not None:
             if ok:
                 os.replace(self._tmp, self.path)
@@ -142,6 +204,65 @@ class PredictionWriter:
         self.close(ok=exc_type is None)
 
 
-def open_writer(out: str | os.PathLike | None, topk: int, provider: str) -> PredictionWriter:
+def open_writer(out: str | os.PathLike | None, topk: int, provider: str, append: bool = False) -> PredictionWriter:
     """A :class:`PredictionWriter` for ``out`` (format from its extension; None or ``-`` = CSV on stdout)."""
-    return PredictionWriter(out, topk, provider)
+    return PredictionWriter(out, topk, provider, append)
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """How a row's ``path`` is matched to an input file when a run is continued: absolute, as written."""
+    return _utf8(os.path.abspath(os.fspath(path))).decode("utf-8")
+
+
+def finished_paths(out: str | os.PathLike, topk: int) -> set[str]:
+    """The files (as :func:`path_key`) that already have a prediction row in ``out``, a .csv/.jsonl left by an
+    earlier run, perhaps killed.  Rows with an error and a torn last row are removed from the file, so those
+    files are tried again and every file ends up with exactly one row."""
+    path = Path(out)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt not in ("csv", "jsonl") or not path.is_file():
+        return set()
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise OutputError(f"--skip-existing: cannot read --out {path} ({exc.strerror or exc})") from None
+    complete = text.endswith("\n")  # a write cut short leaves no newline: that last record is dropped below
+    if fmt == "csv":
+        records = list(csv.reader(io.StringIO(text, newline="")))
+        if not complete and records:
+            records.pop()
+        header = csv_header(topk)
+        if records and records[0] != header:
+            raise ConfigError(f"--skip-existing: {path} has other columns than this run writes ({len(records[0])}"
+                              f" vs {len(header)}); use the same --topk as the run that wrote it, or another --out")
+        rows = records[1:]
+        error = header.index("error")
+        kept = [r for r in rows if len(r) == len(header) and r[1] and not r[error]]
+        keys = {path_key(r[0]) for r in kept}
+        replacement = "".join(PredictionWriter._csv_line(r) for r in [header, *kept])
+        dropped = len(rows) - len(kept) or not records
+    else:
+        lines = text.split("\n")
+        lines.pop()  # "" after the last newline, or a torn record
+        kept, keys = [], set()
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(row, dict) or row.get("error") or not row.get("pred"):
+                continue
+            if len(row.get("topk") or ()) != topk:
+                raise ConfigError(f"--skip-existing: {path} has top-{len(row.get('topk') or ())} rows; use the same"
+                                  " --topk as the run that wrote it, or another --out")
+            kept.append(line + "\n")
+            keys.add(path_key(row["path"]))
+        replacement = "".join(kept)
+        dropped = len(lines) - len(kept)
+    if dropped or not complete:
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(replacement.encode("utf-8"))
+        except OSError as exc:
+            raise OutputError(f"--skip-existing: cannot rewrite --out {path} ({exc.strerror or exc})") from None
+    return keys

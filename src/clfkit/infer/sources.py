@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence
 from clfkit.data.scan import class_dirs, iter_image_files
 from clfkit.images import is_image_name
 
-__all__ = ["expand_paths", "count_paths", "LabelledInput", "detect_labelled"]
+__all__ = ["expand_paths", "LabelledInput", "detect_labelled"]
 
 _GLOB_CHARS = ("*", "?", "[")
 
@@ -50,11 +50,6 @@ def expand_paths(args: Sequence[str | os.PathLike], recursive: bool = True,
                     yield from iter_image_files(found, recursive=recursive)
                 elif is_image_name(found.name):
                     yield found
-
-
-def count_paths(args: Sequence[str | os.PathLike], recursive: bool = True) -> int:
-    """How many files :func:`expand_paths` yields (a cheap listing pass, for the progress bar)."""
-    return sum(1 for _ in expand_paths(args, recursive))
 
 
 @dataclass(frozen=True)
