@@ -1,0 +1,23 @@
+"""clf-bench writing to a full disk or a read-only folder: one clear line, before any measuring."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+
+from bench_fixtures import bench_run  # noqa: F401 - fixture
+from clfkit.bench.command import bench_cmd
+
+
+@pytest.mark.parametrize("where", REASONS)
+def test_bench_to_a_full_or_read_only_disk(bench_run, where: str, request: pytest.FixtureRequest) -> None:
+    folder = request.getfixturevalue(where)
+    result = CliRunner().invoke(bench_cmd, [str(bench_run.checkpoint), str(bench_run.onnx), str(bench_run.data),
+                                            "--out", str(folder / "bench"), "--batch-sizes", "1", "--tta", "0",
+                                            "--min-runs", "1", "--min-seconds", "0", "--repeats", "1",
+                                            "--no-memory", "--max-images", "6"])
+    one_clear_line(result, REASONS[where])
+    no_temporaries(folder)

@@ -1,0 +1,22 @@
+"""clf-split writing to a full disk or a read-only folder: one clear line, and DST is left as it was."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+
+from clfkit.cli import split_cmd
+from conftest import make_labelled_folder
+
+
+@pytest.mark.parametrize("where", REASONS)
+def test_split_to_a_full_or_read_only_disk(tmp_path: Path, where: str, request: pytest.FixtureRequest) -> None:
+    folder = request.getfixturevalue(where)
+    images = make_labelled_folder(tmp_path / "images", {"cat": 6, "dog": 6, "owl": 6})
+    result = CliRunner().invoke(split_cmd, [str(images), str(folder / "data"), "--mode", "copy"])
+    line = one_clear_line(result, REASONS[where])
+    assert "nothing was changed in DST" in line
+    assert no_temporaries(folder) == []  # not even an empty DST folder

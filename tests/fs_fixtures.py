@@ -1,0 +1,85 @@
+"""Real full and read-only filesystems for the "disk full / read-only output" tests.
+
+A small tmpfs is mounted inside the test's temporary folder (needs root, as in CI here; skipped elsewhere), so
+the commands hit the real ENOSPC and EROFS errors from the kernel rather than a patched ``open``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import Result
+
+FULL = "No space left on device"
+READ_ONLY = "Read-only file system"
+REASONS = {"full_disk": FULL, "readonly_dir": READ_ONLY}
+
+
+def _mount(path: Path, size: str, readonly: bool) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if readonly else "")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "clfkit-test", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root on Linux")
+
+
+def _unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 64 KiB filesystem: small writes succeed, anything bigger fails with ENOSPC."""
+    if os.name != "posix" or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        pytest.skip("mounting a small tmpfs needs root on Linux")
+    path = tmp_path / "full"
+    _mount(path, "64k", readonly=False)
+    try:
+        yield path
+    finally:
+        _unmount(path)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a read-only filesystem (root ignores chmod, so a read-only mount is the real test)."""
+    if os.name != "posix" or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        pytest.skip("mounting a read-only tmpfs needs root on Linux")
+    path = tmp_path / "readonly"
+    _mount(path, "1m", readonly=True)
+    try:
+        yield path
+    finally:
+        _unmount(path)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Every entry under ``folder`` (hidden temporaries included), relative, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def no_temporaries(folder: Path) -> list[str]:
+    """:func:`leftovers`, asserting that no hidden temporary file was left behind."""
+    left = leftovers(folder)
+    assert not [name for name in left if Path(name).name.startswith(".") or name.endswith(".tmp")], left
+    return left
+
+
+def one_clear_line(result: Result, reason: str) -> str:
+    """The command failed with exit code 1 and exactly one ``Error:`` line naming ``reason``; no traceback."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and reason in errors[0], result.output
+    return errors[0]
+
+
+def fill(folder: Path, leave: int = 2048) -> None:
+    """Leave only ``leave`` bytes free on the filesystem of ``folder``."""
+    free = shutil.disk_usage(folder).free
+    (folder / "filler.bin").write_bytes(b"\0" * max(0, free - leave))

@@ -1,0 +1,26 @@
+"""clf-train writing to a full disk or a read-only folder: one clear line; model.pt is whole or absent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+
+from clfkit.cli import train_cmd
+from clfkit.train.checkpoint import load_checkpoint
+from train_fixtures import TINY, one_torch_thread, split_data  # noqa: F401 - fixture
+
+
+@pytest.mark.parametrize("where", REASONS)
+def test_train_to_a_full_or_read_only_disk(tmp_path: Path, where: str, request: pytest.FixtureRequest) -> None:
+    folder = request.getfixturevalue(where)
+    data = split_data(tmp_path)
+    result = CliRunner().invoke(train_cmd, [str(data), "--out", str(folder / "run"), "--mode", "finetune",
+                                            "--backbone", TINY, "--no-pretrained", "--input-size", "32",
+                                            "--epochs", "1", "--batch-size", "8", "--workers", "0",
+                                            "--device", "cpu", "--precision", "fp32"])
+    one_clear_line(result, REASONS[where])
+    if "run/model.pt" in no_temporaries(folder):
+        load_checkpoint(folder / "run" / "model.pt")  # complete if it is there at all
