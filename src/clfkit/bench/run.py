@@ -33,6 +33,7 @@ from clfkit.errors import ConfigError, DataError, ImageError
 from clfkit.images import load_rgb
 from clfkit.parallel import ordered_map
 from clfkit.preprocess import resize_crop, tta_view_names
+from clfkit.errors import printable
 from clfkit.report.io import to_jsonable
 from clfkit.spec import ModelSpec
 
@@ -295,6 +296,8 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
         spec, backends = _load_backends(config, log)
         evalset = eval_set(config.data, spec.class_names, max_images=config.max_images,
                            workers=config.decode_workers)
+        for skipped in evalset.skipped:
+            log(f"skipped unreadable image {printable(skipped['path'])}: {skipped['error']}")
         log(f"{len(evalset.paths)} evaluation images in {evalset.folder}; {threads} threads; backends: "
             + ", ".join(f"{b.name} ({b.provider})" for b in backends))
         views = _sample_views(evalset, spec, max(config.batch_sizes))

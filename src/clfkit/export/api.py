@@ -23,6 +23,7 @@ from clfkit.export.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_mode
 from clfkit.export.quantize import convert_fp16, quantize_int8, variant_path
 from clfkit.export.sources import ImageSet, find_split, generated_images, list_images, load_images
 from clfkit.export.verify import VerifyReport, verify
+from clfkit.errors import printable
 from clfkit.train.checkpoint import LoadedCheckpoint, load_checkpoint
 
 __all__ = ["ExportResult", "export_checkpoint", "verify_json_path", "VERIFY_IMAGES", "CALIBRATION_IMAGES",
@@ -138,8 +139,8 @@ def export_checkpoint(checkpoint: Path, out: Path, *, opset: int = DEFAULT_OPSET
     spec = loaded.spec
     _check_writable(out)
     images = _verify_images(loaded, Path(checkpoint), verify_dir)
-    for line in images.skipped:
-        log(f"skipped unreadable verify image {line}")
+    for line in images.skipped:  # "path: reason"; a name with a newline must not break the line
+        log(f"skipped unreadable verify image {printable(line)}")
     calib = _calibration_files(loaded, Path(checkpoint), calibration) if int8 else []
 
     log(f"exporting {spec.backbone or loaded.arch.get('backbone')} ({spec.num_classes} classes, "
@@ -149,7 +150,7 @@ def export_checkpoint(checkpoint: Path, out: Path, *, opset: int = DEFAULT_OPSET
                           image_source=images.source)
     if int8:
         log(f"quantizing to int8 with {len(calib)} calibration images")
-        result.files["int8"] = quantize_int8(out, variant_path(out, "int8"), calib, spec)
+        result.files["int8"] = quantize_int8(out, variant_path(out, "int8"), calib, spec, log=log)
     if fp16:
         log("converting to fp16 (inputs and outputs stay float32)")
         result.files["fp16"] = convert_fp16(out, variant_path(out, "fp16"), spec)

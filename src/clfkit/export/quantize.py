@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 import onnx
@@ -19,6 +19,7 @@ from clfkit.export.metadata import read_metadata, save_onnx
 from clfkit.export.simplify import drop_unused_opsets
 from clfkit.images import load_rgb
 from clfkit.preprocess import normalize_batch, resize_crop
+from clfkit.errors import printable
 from clfkit.spec import ModelSpec
 
 __all__ = ["INT8_SETTINGS", "calibration_reader", "quantize_int8", "convert_fp16", "variant_path"]
@@ -51,18 +52,20 @@ def variant_path(out: Path, tag: str) -> Path:
     return out.with_name(f"{stem}.{tag}.onnx")
 
 
-def _load(item: ImageLike) -> Image.Image | None:
+def _load(item: ImageLike) -> Image.Image | ImageError:
     if isinstance(item, Image.Image):
         return item.convert("RGB")
     try:
         return load_rgb(item)
-    except ImageError:
-        return None  # an unreadable calibration file is skipped, like clf-split's quarantine
+    except ImageError as exc:
+        return exc  # an unreadable calibration file is skipped, like clf-split's quarantine
 
 
 def calibration_reader(images: Sequence[ImageLike], spec: ModelSpec, input_format: str,
-                      batch_size: int = CALIBRATION_BATCH):
-    """A ``CalibrationDataReader`` feeding ``images`` through the one preprocessing, a batch at a time."""
+                      batch_size: int = CALIBRATION_BATCH, log: Callable[[str], None] = lambda msg: None):
+    """A ``CalibrationDataReader`` feeding ``images`` through the one preprocessing, a batch at a time.
+
+    Unreadable files are left out, each named once in ``log`` (even when the reader is rewound)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -70,10 +73,21 @@ def calibration_reader(images: Sequence[ImageLike], spec: ModelSpec, input_forma
             self.batches = [list(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
             self.index = 0
             self.used = 0
+            self.skipped: set[str] = set()
+
+        def _images(self, batch: list[ImageLike]) -> list[Image.Image]:
+            loaded = []
+            for image in map(_load, batch):
+                if not isinstance(image, ImageError):
+                    loaded.append(image)
+                elif image.path not in self.skipped:
+                    self.skipped.add(image.path)
+                    log(f"skipped unreadable calibration image {printable(image.path)}: {image.reason}")
+            return loaded
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             while self.index < len(self.batches):
-                loaded = [im for im in map(_load, self.batches[self.index]) if im is not None]
+                loaded = self._images(self.batches[self.index])
                 self.index += 1
                 if loaded:
                     self.used += len(loaded)
@@ -87,8 +101,10 @@ def calibration_reader(images: Sequence[ImageLike], spec: ModelSpec, input_forma
     return Reader()
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[ImageLike], spec: ModelSpec) -> Path:
-    """Static int8 quantization of ``fp32_path`` calibrated on ``calibration`` images → ``out_path``.
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[ImageLike], spec: ModelSpec,
+                  log: Callable[[str], None] = lambda msg: None) -> Path:
+    """Static int8 quantization of ``fp32_path`` calibrated on ``calibration`` images → ``out_path``
+    (unreadable calibration files are skipped, one ``log`` line each).
 
     Runs ``quant_pre_process`` (symbolic shape inference + onnxruntime graph optimizations) first, as
     onnxruntime recommends, then ``quantize_static`` with :data:`INT8_SETTINGS`.
@@ -100,7 +116,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[ImageLi
         raise ClfError("--int8 needs calibration images: none were found (pass --calibration DIR)")
     meta = read_metadata(fp32_path)
     settings = dict(INT8_SETTINGS)
-    reader = calibration_reader(calibration, spec, meta.input_format)
+    reader = calibration_reader(calibration, spec, meta.input_format, log=log)
     with tempfile.TemporaryDirectory(prefix="clfkit-int8-") as tmp:
         pre, quant = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)

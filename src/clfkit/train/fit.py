@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from clfkit.artifact import RESUME_FORMAT, atomic_path
-from clfkit.errors import CheckpointError, ConfigError, DataError
+from clfkit.errors import CheckpointError, ConfigError, DataError, printable
 from clfkit.spec import ModelSpec
 from clfkit.train import loop
 from clfkit.train.checkpoint import read_checkpoint, save_checkpoint, save_state
@@ -122,12 +122,14 @@ def _prepare_data(config: TrainConfig, run_dir: Path, info: DistInfo, log: Log) 
             from clfkit.data.make_split import format_summary, make_split
 
             result = make_split(config.data, data_root, val=config.val_fraction, test=config.test_fraction,
-                                seed=config.seed, overwrite=True, progress=False)
+                                seed=config.seed, overwrite=True, progress=False, log=log)
             log(format_summary(result))
         barrier(info)
     data = read_split_folders(data_root)
     data = drop_unreadable(data, workers=config.workers)
     if info.is_main and data.skipped:
+        for split, path, reason in data.skipped:
+            log(f"skipped {split} image {printable(path)}: {reason}")
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(("split", "path", "reason"))
