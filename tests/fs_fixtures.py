@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -19,43 +20,35 @@ READ_ONLY = "Read-only file system"
 REASONS = {"full_disk": FULL, "readonly_dir": READ_ONLY}
 
 
-def _mount(path: Path, size: str, readonly: bool) -> None:
+@contextmanager
+def _mounted(path: Path, size: str, readonly: bool) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``path`` for the duration of the block (skips the test without root/mount)."""
+    if os.name != "posix" or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        pytest.skip("mounting a tmpfs for a full or read-only disk needs root on Linux")
     path.mkdir(parents=True, exist_ok=True)
     options = f"size={size}" + (",ro" if readonly else "")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "clfkit-test", str(path)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root on Linux")
-
-
-def _unmount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A folder on a 64 KiB filesystem: small writes succeed, anything bigger fails with ENOSPC."""
-    if os.name != "posix" or (hasattr(os, "geteuid") and os.geteuid() != 0):
-        pytest.skip("mounting a small tmpfs needs root on Linux")
-    path = tmp_path / "full"
-    _mount(path, "64k", readonly=False)
-    try:
+    with _mounted(tmp_path / "full", "64k", readonly=False) as path:
         yield path
-    finally:
-        _unmount(path)
 
 
 @pytest.fixture
 def readonly_dir(tmp_path: Path) -> Iterator[Path]:
     """A folder on a read-only filesystem (root ignores chmod, so a read-only mount is the real test)."""
-    if os.name != "posix" or (hasattr(os, "geteuid") and os.geteuid() != 0):
-        pytest.skip("mounting a read-only tmpfs needs root on Linux")
-    path = tmp_path / "readonly"
-    _mount(path, "1m", readonly=True)
-    try:
+    with _mounted(tmp_path / "readonly", "1m", readonly=True) as path:
         yield path
-    finally:
-        _unmount(path)
 
 
 def leftovers(folder: Path) -> list[str]:
