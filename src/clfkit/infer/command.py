@@ -138,6 +138,16 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# Options shared with clf-serve, which opens the model the same way.
+model_option = click.option(
+    "--model", "-m", type=click.Path(path_type=Path), default=Path("model.onnx"), show_default=True,
+    help="ONNX model written by clf-export (spec and class names are read from it).")
+device_option = click.option(
+    "--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+    help="auto = CUDA when it really works, else CPU (said on stderr); cuda fails if CUDA is not active.")
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="onnxruntime intra-op threads (default: physical cores).")
+
 _EPILOG = f"""\b
 Output (--out FILE, format from the extension; without --out: CSV on stdout):
   .csv    path,pred,prob,index,top1,top1_prob,...,topK,topK_prob,error,provider
@@ -174,18 +184,15 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
-@click.option("--model", "-m", type=click.Path(path_type=Path), default=Path("model.onnx"), show_default=True,
-              help="ONNX model written by clf-export (spec and class names are read from it).")
+@model_option
 @click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
               help="spec.json for an ONNX classifier not exported by clf-export.")
 @click.option("--tta", type=click.IntRange(min=0), default=0, show_default=True,
               help="Test-time augmentation: average the probabilities of N views (0 or 1 = off).")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per model call.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="auto = CUDA when it really works, else CPU (said on stderr); cuda fails if CUDA is not active.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="onnxruntime intra-op threads (default: physical cores).")
+@device_option
+@threads_option
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Decode threads (default: cores + 1).")
 @click.option("--topk", "-k", type=click.IntRange(min=1), default=5, show_default=True,

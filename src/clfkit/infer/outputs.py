@@ -31,11 +31,11 @@ from clfkit.artifact import atomic_path
 from clfkit.errors import ConfigError, OutputError
 from clfkit.infer.pipeline import Prediction
 
-__all__ = ["OUTPUT_FORMATS", "csv_header", "prediction_record", "PredictionWriter", "open_writer",
+__all__ = ["OUTPUT_FORMATS", "DIGITS", "csv_header", "prediction_record", "PredictionWriter", "open_writer",
            "finished_paths", "path_key"]
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "json"}
-_DIGITS = 6
+DIGITS = 6  # probabilities are rounded to this many decimals in every output (clf-serve too)
 
 
 def _utf8(text: str) -> bytes:
@@ -57,9 +57,9 @@ def prediction_record(pred: Prediction, provider: str) -> dict[str, Any]:
     return {
         "path": pred.path,
         "pred": pred.label,
-        "prob": None if pred.prob is None else round(pred.prob, _DIGITS),
+        "prob": None if pred.prob is None else round(pred.prob, DIGITS),
         "index": pred.index,
-        "topk": [{"label": name, "prob": round(p, _DIGITS)} for name, p in pred.topk],
+        "topk": [{"label": name, "prob": round(p, DIGITS)} for name, p in pred.topk],
         "error": pred.error,
         "provider": provider,
     }
@@ -67,7 +67,7 @@ def prediction_record(pred: Prediction, provider: str) -> dict[str, Any]:
 
 def _csv_cells(pred: Prediction, provider: str, topk: int) -> list[Any]:
     def fmt(p: float | None) -> str:
-        return "" if p is None else f"{p:.{_DIGITS}f}"
+        return "" if p is None else f"{p:.{DIGITS}f}"
 
     tops: list[Any] = []
     for n in range(topk):

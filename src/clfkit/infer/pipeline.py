@@ -91,6 +91,17 @@ def _to_image(item: Any, draft: int | None) -> Image.Image:
     return load_rgb(item, draft=draft)
 
 
+def view_probs(engine: "Engine", inputs: list[np.ndarray]) -> np.ndarray:
+    """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → softmax (B, V, C)."""
+    logits = engine.run(np.concatenate(inputs))  # (B × V, C)
+    return softmax(logits).reshape(len(inputs), len(inputs[0]), engine.spec.num_classes)
+
+
+def mean_of_views(probs: np.ndarray) -> np.ndarray:
+    """The TTA average of one image's (V, C) view probabilities: float64 sum, float32 result (C,)."""
+    return probs.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
 def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size: int = 32, topk: int = 5,
             workers: int | None = None, fast_decode: bool = False, keep_probs: bool = False,
             seed: int = 0) -> Iterator[Prediction]:
@@ -126,22 +137,19 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
     decoded = ordered_map(decode, enumerate(items), workers=workers, ahead=batch_size + 2 * workers)
     for group in batched(decoded, batch_size):
         good = [d for d in group if d.error is None]
-        probs = np.zeros((0, views_per_image, spec.num_classes), np.float32)
-        if good:
-            logits = engine.run(np.concatenate([d.inputs for d in good]))  # (B × V, C)
-            probs = softmax(logits).reshape(len(good), views_per_image, spec.num_classes)
+        probs = view_probs(engine, [d.inputs for d in good]) if good else None  # (B, V, C)
         row = 0
         for d in group:
             if d.error is not None:
                 yield Prediction(path=d.path, error=d.error)
                 continue
-            view_probs = probs[row]  # (V, C)
+            image_probs = probs[row]  # (V, C)
             row += 1
-            mean = view_probs.mean(axis=0, dtype=np.float64).astype(np.float32)
+            mean = mean_of_views(image_probs)
             index = int(np.argmax(mean))
             yield Prediction(
                 path=d.path, label=spec.class_names[index], index=index, prob=float(mean[index]),
                 topk=topk_of(mean, spec.class_names, k),
                 probs=mean if keep_probs else None,
-                probs_no_tta=view_probs[0].copy() if keep_probs else None,
+                probs_no_tta=image_probs[0].copy() if keep_probs else None,
             )

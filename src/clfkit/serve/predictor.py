@@ -1,0 +1,118 @@
+"""Image bytes → prediction, the same numbers as ``clf-infer``, with requests batched together.  No torch import.
+
+Per request, in the decode thread pool: :func:`decode_views` (``load_rgb`` → ``tta_views`` → ``engine.prepare``)
+gives the model input of one image, (V, ...) for V views.  Per batch, in the one model thread:
+:func:`mean_probs` runs the inputs of every request of the batch as ONE model call and returns each request's
+softmax averaged over its views, with the functions :func:`clfkit.infer.pipeline.predict` uses (same views,
+same seed), so a photo gets the probabilities ``clf-infer`` writes; ``tests/serve/test_serve_app.py`` holds
+them to 1e-6.
+"""
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from clfkit.errors import ImageError
+from clfkit.images import load_rgb
+from clfkit.infer.engine import Engine
+from clfkit.infer.outputs import DIGITS
+from clfkit.infer.pipeline import mean_of_views, topk_of, view_probs
+from clfkit.parallel import default_workers
+from clfkit.preprocess import tta_view_names, tta_views
+from clfkit.serve.batcher import MicroBatcher
+from clfkit.serve.config import ServeConfig
+
+__all__ = ["Predictor", "decode_views", "mean_probs", "prediction_json"]
+
+
+
+def decode_views(engine: Engine, data: bytes, views: int, seed: int = 0) -> np.ndarray:
+    """Encoded image bytes → the prepared model input of its ``views`` TTA views, (V, 3, H, W) or (V, H, W, 3).
+
+    Raises :class:`ImageError` (reason: empty, truncated, not an image, decompression bomb, …)."""
+    image = load_rgb(data)
+    try:
+        crops = tta_views(image, engine.spec, views, seed)  # V × uint8 (H, W, 3)
+        return engine.prepare(np.stack(crops))
+    except Exception as exc:  # noqa: BLE001 - as the clf-infer pipeline: an odd image is the user's error
+        raise ImageError("<bytes>", f"cannot preprocess image ({type(exc).__name__}: {exc})") from None
+
+
+def mean_probs(engine: Engine, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """One model call for the inputs of several images (each (V, ...), same V) → float32 (C,) per image."""
+    return [mean_of_views(p) for p in view_probs(engine, inputs)]
+
+
+def prediction_json(probs: np.ndarray, class_names: tuple[str, ...], topk: int) -> dict[str, Any]:
+    """The response body of one image: ``pred``, ``index``, ``prob`` and ``topk`` [{class, prob}]."""
+    index = int(np.argmax(probs))
+    return {
+        "pred": class_names[index],
+        "index": index,
+        "prob": round(float(probs[index]), DIGITS),
+        "topk": [{"class": name, "prob": round(p, DIGITS)}
+                 for name, p in topk_of(probs, class_names, min(topk, len(class_names)))],
+    }
+
+
+class Predictor:
+    """The engine behind a decode pool and a micro-batcher.  ``start()``/``close()`` inside the event loop."""
+
+    def __init__(self, engine: Engine, config: ServeConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.workers = config.workers or default_workers()
+        self._decode_pool = ThreadPoolExecutor(self.workers, thread_name_prefix="clf-serve-decode")
+        # One model thread: batches run one after another, and requests arriving meanwhile form the next one.
+        self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="clf-serve-model")
+        self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
+            lambda inputs: mean_probs(engine, inputs), max_batch=config.max_batch,
+            max_wait_s=config.max_wait_ms / 1000, executor=self._model_thread)
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        self._model_thread.shutdown(wait=False, cancel_futures=True)
+
+    async def predict(self, data: bytes) -> dict[str, Any]:
+        """Decode (thread pool) → batch (model thread) → the JSON body; raises ImageError for a bad image."""
+        loop = asyncio.get_running_loop()
+        inputs = await loop.run_in_executor(self._decode_pool, decode_views, self.engine, data,
+                                            self.config.views, self.config.seed)
+        probs = await self.batcher.submit(inputs)
+        body = prediction_json(probs, self.engine.spec.class_names, self.config.topk)
+        body["tta"] = self.config.tta
+        body["provider"] = self.engine.provider
+        return body
+
+    def describe(self) -> dict[str, Any]:
+        """GET /model: what runs, where, and how requests are batched."""
+        engine, config = self.engine, self.config
+        return {
+            "name": engine.path.name,
+            "classes": list(engine.spec.class_names),
+            "num_classes": engine.spec.num_classes,
+            "spec": engine.spec.to_dict(),
+            "input_format": engine.input_format,
+            "precision": engine.precision,
+            "provider": engine.provider,
+            "device": engine.device,
+            "max_batch": config.max_batch,
+            "max_wait_ms": config.max_wait_ms,
+            "tta": config.tta,
+            "tta_views": tta_view_names(config.tta),
+            "topk": min(config.topk, engine.spec.num_classes),
+            "max_upload_mb": config.max_upload_mb,
+            "decode_workers": self.workers,
+        }
+
+    def health(self) -> dict[str, Any]:
+        """GET /health: liveness, queue depth and the batch sizes run so far."""
+        return {"status": "ok", "model_loaded": True, "queued": self.batcher.queued,
+                "running": self.batcher.running, "batching": self.batcher.stats.as_dict()}

@@ -1,0 +1,118 @@
+"""The web page in a real headless Chromium: upload a photo through the file input, read the label off the page.
+
+Uses the system browser (Debian's ``chromium`` package, /usr/bin/chromium) driven by the ``playwright`` Python
+package; nothing is downloaded.  Skipped with the reason when either is missing.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from clfkit.serve.loadgen import ServerProcess
+from serve_fixtures import photos, tiny  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("CLFKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CLFKIT_CHROMIUM)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tiny):
+    with ServerProcess(["--model", tiny.onnx, "--device", "cpu", "--threads", "1", "--topk", "3"]) as proc:
+        yield proc
+
+
+def _page(browser, server):
+    page = browser.new_page()
+    foreign: list[str] = []
+    host = urlsplit(server.url).netloc
+    page.on("request", lambda r: None if urlsplit(r.url).netloc in (host, "") else foreign.append(r.url))
+    return page, foreign
+
+
+def test_upload_a_photo_and_read_the_prediction_off_the_page(browser, server, photos, tmp_path):
+    photo = photos[4]  # a dog
+    api = httpx.post(f"{server.url}/predict", files={"file": (photo.name, photo.read_bytes())}).json()
+    page, foreign = _page(browser, server)
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('model-info').textContent.includes('classes')")
+    assert "3 classes" in page.inner_text("#model-info") and "CPUExecutionProvider" in page.inner_text("#model-info")
+    assert page.locator("#classes li").all_text_contents() == ["cat", "dog", "owl"]
+
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+    assert page.inner_text("#pred") == api["pred"] == "dog"
+    assert page.inner_text("#pred-prob") == f"{100 * api['prob']:.1f} %"
+    rows = page.locator("#bars li")
+    assert rows.count() == len(api["topk"]) == 3
+    assert [page.locator("#bars li .bar-label").nth(i).inner_text() for i in range(3)] == \
+        [t["class"] for t in api["topk"]]
+    width = page.eval_on_selector("#bars li .bar-fill", "e => e.getBoundingClientRect().width")
+    track = page.eval_on_selector("#bars li .bar-track", "e => e.getBoundingClientRect().width")
+    assert width == pytest.approx(track * api["prob"], abs=2)
+    assert page.eval_on_selector("#preview", "e => e.complete && e.naturalWidth") == 52
+    assert page.is_hidden("#error")
+    page.screenshot(path=os.environ.get("CLFKIT_SCREENSHOT", str(tmp_path / "page.png")), full_page=True)
+    assert not foreign, f"the page loaded from other hosts: {foreign}"
+    page.close()
+
+
+def test_an_api_error_is_shown_on_the_page(browser, server, tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    page, _ = _page(browser, server)
+    page.goto(server.url + "/")
+    page.set_input_files("#file", str(text))
+    page.wait_for_selector("#error:not([hidden])", timeout=20_000)
+    message = page.inner_text("#error")
+    assert "notes.jpg: not an image" in message and "HTTP 400" in message
+    assert page.is_hidden("#result")
+    page.close()
+
+
+def test_an_image_can_be_chosen_with_the_keyboard_alone(browser, server, photos):
+    page, _ = _page(browser, server)
+    page.goto(server.url + "/")
+    visited = []
+    for _ in range(5):  # Tab through the page until the file input (visually hidden, not removed) has focus
+        page.keyboard.press("Tab")
+        visited.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+        if visited[-1] == "file":
+            break
+    assert visited[-1] == "file", visited
+    assert "Choose an image" in page.evaluate("document.getElementById('file').labels[0].textContent")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files(str(photos[7]))  # an owl
+    page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+    assert page.inner_text("#pred") == "owl"
+    page.close()
+
+
+def test_the_api_docs_render_from_local_files_only(browser, server):
+    page, foreign = _page(browser, server)
+    page.goto(server.url + "/docs")
+    page.wait_for_selector('.opblock-summary-path[data-path="/predict/batch"]', timeout=30_000)
+    assert "clf-serve" in page.inner_text(".info .title")
+    assert not foreign, f"/docs loaded from other hosts: {foreign}"
+    page.close()
