@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 import clfkit
-from clfkit.errors import ImageError, ModelError
+from clfkit.errors import ImageError, ModelError, printable
 from clfkit.infer.engine import Engine
 from clfkit.serve.batcher import BatcherClosed
 from clfkit.serve.config import ServeConfig
@@ -93,7 +93,7 @@ def create_app(engine: Engine, config: ServeConfig | None = None) -> FastAPI:
         try:
             return await predictor.predict(upload.data)
         except ImageError as exc:
-            raise ApiError(400, f"{upload.name}: {exc.reason}") from None
+            raise ApiError(400, f"{printable(upload.name)}: {exc.reason}") from None
         except BatcherClosed as exc:
             raise ApiError(503, str(exc)) from None
         except ModelError as exc:  # onnxruntime failed on a batch: the server's problem, said in one line
