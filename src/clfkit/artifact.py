@@ -25,6 +25,7 @@ from typing import Iterator
 __all__ = [
     "META_SPEC", "META_CLASS_NAMES", "META_INPUT_FORMAT", "META_PRECISION", "META_VERSION",
     "INPUT_FORMATS", "INPUT_NAME", "OUTPUT_NAME", "CHECKPOINT_FORMAT", "RESUME_FORMAT", "atomic_path",
+    "check_writable",
 ]
 
 META_SPEC = "clfkit.spec"
@@ -57,3 +58,21 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: str | os.PathLike, flag: str) -> Path:
+    """Create ``folder`` and prove a file can be made in it, before minutes of work whose results go there.
+
+    Raises :class:`~clfkit.errors.OutputError` naming ``flag`` (read-only filesystem, no permission, a file in
+    the way).  A folder that did not exist is left created; nothing else is left behind."""
+    from clfkit.errors import OutputError
+
+    folder = Path(folder)
+    probe = folder / f".clfkit-write-check.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"{flag} {folder}: cannot write there ({exc.strerror or exc})") from None
+    return folder

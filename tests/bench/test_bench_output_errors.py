@@ -19,5 +19,8 @@ def test_bench_to_a_full_or_read_only_disk(bench_run, where: str, request: pytes
                                             "--out", str(folder / "bench"), "--batch-sizes", "1", "--tta", "0",
                                             "--min-runs", "1", "--min-seconds", "0", "--repeats", "1",
                                             "--no-memory", "--max-images", "6"])
-    one_clear_line(result, REASONS[where])
+    line = one_clear_line(result, REASONS[where])
     no_temporaries(folder)
+    if where == "readonly_dir":  # found before measuring, not after
+        assert line.startswith(f"Error: --out {folder / 'bench'}: cannot write there")
+        assert "clf-bench:" not in result.output

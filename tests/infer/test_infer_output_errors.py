@@ -22,9 +22,13 @@ def test_report_to_a_full_or_read_only_disk(tmp_path: Path, tiny, where: str, re
     result = CliRunner().invoke(infer_cmd, [str(labelled), "--model", str(tiny.onnx), "--out",
                                             str(tmp_path / "preds.csv"), "--report", str(folder / "report"),
                                             "--no-progress"])
-    one_clear_line(result, REASONS[where])
+    line = one_clear_line(result, REASONS[where])
     assert set(no_temporaries(folder)) <= {"filler.bin", "report"}
-    assert len((tmp_path / "preds.csv").read_text().splitlines()) == 10  # the predictions are all there
+    if where == "readonly_dir":  # found before predicting, not after
+        assert line.startswith(f"Error: --report {folder / 'report'}: cannot write there")
+        assert not (tmp_path / "preds.csv").exists()
+    else:  # the disk fills up while the report is written: the predictions are all there
+        assert len((tmp_path / "preds.csv").read_text().splitlines()) == 10
 
 
 def test_rows_on_a_disk_that_fills_up_stay_whole(tmp_path: Path, tiny, full_disk: Path) -> None:

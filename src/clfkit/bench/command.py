@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from clfkit.artifact import check_writable
 from clfkit.cli import user_errors
 
 __all__ = ["bench_cmd", "parse_int_list"]
@@ -89,6 +90,7 @@ def bench_cmd(checkpoint: Path, model: Path, data_dir: Path, out: Path, int8: Pa
         memory=memory,
         max_images=max_images, command=shlex.join(["clf-bench", *sys.argv[1:]]),
     )
+    check_writable(out, "--out")  # before minutes of measuring, not after
     results = run_bench(config, log=lambda msg: click.echo(f"clf-bench: {msg}", err=True))
     files = write_report(results, out)
     for target in results["targets"]:

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import click
 
+from clfkit.artifact import check_writable
 from clfkit.cli import user_errors
 from clfkit.errors import ConfigError
 from clfkit.infer.engine import DEVICES, Engine
@@ -66,6 +67,8 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
     if next(iter(expand_paths(paths, recursive)), None) is None:
         raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
                           ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
+    if report is not None:
+        check_writable(report, "--report")  # before the predictions, not after them
     labelled = detect_labelled(paths, engine.spec.class_names) if report is not None else None
     if labelled is not None:
         log(f"labelled folder {labelled.root}: {len(labelled.known)} class folders of {engine.spec.num_classes} "
