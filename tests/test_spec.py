@@ -207,3 +207,16 @@ def test_spec_is_frozen():
     spec = make_spec()
     with pytest.raises(AttributeError):
         spec.input_size = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"class_names": {"0": "cat", "1": "dog"}}, "must be a list of names"),  # a dict would become its keys
+    ({"std": (1e-40, 1.0, 1.0)}, "at least 1e-6"),  # would overflow float32 inputs to inf
+    ({"mean": (1e9, 0.0, 0.0)}, "within ±1e6"),
+    ({"input_size": 10**9, "resize_size": 10**9}, "supports up to 4096"),
+    ({"resize_size": 10**5}, "supports up to 8192"),
+])
+def test_hostile_spec_values_are_refused(change, message):
+    fields = {"class_names": ("cat", "dog"), "input_size": 224, "resize_size": 256, **change}
+    with pytest.raises(SpecError, match=message):
+        ModelSpec(**fields)

@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1
 # Names follow torchvision's InterpolationMode values; preprocess.py maps them to Pillow filters.
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 OUTPUT_KINDS = ("logits",)
+MAX_INPUT_SIZE = 4096  # pixels; resize_size may be up to twice that
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -36,9 +37,11 @@ def _triple(name: str, value: Any) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _positive_int(name: str, value: Any, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise SpecError(f"spec field `{name}` must be a positive whole number of pixels, got {value!r}")
+    if value > limit:  # a spec from a foreign or damaged file must not ask for gigapixel crops
+        raise SpecError(f"spec field `{name}` is {value} pixels; clfkit supports up to {limit}")
     return value
 
 
@@ -63,7 +66,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         # Normalise containers first so a spec built from JSON lists equals one built from tuples.
-        if isinstance(self.class_names, str) or not hasattr(self.class_names, "__iter__"):
+        if not isinstance(self.class_names, (list, tuple)):  # a dict would silently become its keys
             raise SpecError(f"spec field `class_names` must be a list of names, got {self.class_names!r}")
         names = tuple(self.class_names)
         object.__setattr__(self, "class_names", names)
@@ -82,8 +85,8 @@ class ModelSpec:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise SpecError(f"spec field `class_names` has duplicates: {', '.join(dupes)}")
-        _positive_int("input_size", self.input_size)
-        _positive_int("resize_size", self.resize_size)
+        _positive_int("input_size", self.input_size, MAX_INPUT_SIZE)
+        _positive_int("resize_size", self.resize_size, 2 * MAX_INPUT_SIZE)
         if self.resize_size < self.input_size:
             raise SpecError(
                 f"spec field `resize_size` ({self.resize_size}) must be >= `input_size` ({self.input_size}): "
@@ -93,8 +96,10 @@ class ModelSpec:
             raise SpecError(
                 f"spec field `interpolation` is {self.interpolation!r}; choose one of {', '.join(INTERPOLATIONS)}"
             )
-        if any(s <= 0 for s in self.std):
-            raise SpecError(f"spec field `std` must be positive for every channel, got {self.std}")
+        if any(s < 1e-6 for s in self.std):  # a smaller std overflows float32 inputs to inf
+            raise SpecError(f"spec field `std` must be at least 1e-6 for every channel, got {self.std}")
+        if any(abs(m) > 1e6 for m in self.mean):
+            raise SpecError(f"spec field `mean` must be within ±1e6 for every channel, got {self.mean}")
         if self.output not in OUTPUT_KINDS:
             raise SpecError(f"spec field `output` is {self.output!r}; this clfkit knows {', '.join(OUTPUT_KINDS)}")
         if not isinstance(self.backbone, str):
