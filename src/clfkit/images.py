@@ -58,21 +58,24 @@ def _scale_to_uint8(arr: np.ndarray) -> np.ndarray:
     # Decide by the *decoded* dtype (I;16 → uint16, F → float32): a dark 16-bit scan whose levels all happen
     # to be <= 255 is still 16-bit data and must stay dark.
     kind, itemsize = arr.dtype.kind, arr.dtype.itemsize
-    arr = arr.astype(np.float64)
-    finite = arr[np.isfinite(arr)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if kind == "u" and itemsize == 2:
-        scaled = arr / 257.0
-    elif lo >= 0 and hi <= 1.0 and kind == "f" and hi > 0:
-        scaled = arr * 255.0
-    elif lo >= 0 and hi <= 255:
-        scaled = arr
-    elif lo >= 0 and hi <= 65535:
-        scaled = arr / 257.0
-    else:
-        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
-    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    # Float files can hold any bit pattern: signalling NaNs warn on the cast, a range near the float64 limits
+    # overflows hi - lo.  Both end as defined levels below (nan_to_num), so the warnings are only noise.
+    with np.errstate(all="ignore"):
+        arr = arr.astype(np.float64)
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if kind == "u" and itemsize == 2:
+            scaled = arr / 257.0
+        elif lo >= 0 and hi <= 1.0 and kind == "f" and hi > 0:
+            scaled = arr * 255.0
+        elif lo >= 0 and hi <= 255:
+            scaled = arr
+        elif lo >= 0 and hi <= 65535:
+            scaled = arr / 257.0
+        else:
+            scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -143,6 +146,9 @@ def load_rgb(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: int
         with warnings.catch_warnings():
             # Pillow warns (not raises) for images between MAX_IMAGE_PIXELS and twice that; we decide ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow also warns about damaged metadata it skips ("Corrupt EXIF data", "Truncated File Read") in
+            # files that still decode: noise on every line of a batch log, and an exception under -W error.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
             with Image.open(fh) as im:
                 width, height = im.size
                 if width <= 0 or height <= 0:

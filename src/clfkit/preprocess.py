@@ -62,14 +62,50 @@ def resize_shorter(image: Image.Image, shorter: int, interpolation: str) -> Imag
 
 def center_crop(image: Image.Image, size: int) -> Image.Image:
     """A size x size crop at the centre; offsets rounded with Python's round() exactly as torchvision does."""
-    top = int(round((image.height - size) / 2.0))
-    left = int(round((image.width - size) / 2.0))
-    return image.crop((left, top, left + size, top + size))
+    return image.crop(_crop_box(image.width, image.height, size, "center"))
+
+
+# Resizing the whole image costs (resized pixels) / (crop pixels) times the crop itself.  For photos that is a
+# few times at most; for a hostile 1 x 20000 strip resized to 256 px it is 256 x 5.1M pixels, 5 GB and seconds
+# per view.  Past this factor only the crops' regions are resampled (see _resized_crops).
+_MAX_RESIZE_WASTE = 64
+
+
+def _crop_box(width: int, height: int, size: int, where: str) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a size x size crop of a width x height image: "center" rounds its offsets
+    with Python's round() as torchvision's CenterCrop does; the corner names are the TTA corner views."""
+    if where == "center":
+        left, top = int(round((width - size) / 2.0)), int(round((height - size) / 2.0))
+    else:
+        left = 0 if where.endswith("left") else width - size
+        top = 0 if where.startswith("top") else height - size
+    return left, top, left + size, top + size
+
+
+def _resized_crops(image: Image.Image, shorter: int, size: int, interpolation: str,
+                   places: Sequence[str]) -> list[Image.Image]:
+    """size x size crops at ``places`` of ``image`` resized so its shorter side is ``shorter``.
+
+    For ordinary aspect ratios this is exactly Resize(shorter) then crop, as torchvision does.  Past
+    _MAX_RESIZE_WASTE only each crop's region of the source is resampled, with the same filter and scale
+    (Pillow's resize ``box``): memory and time stay those of the crop, and pixels agree with the full resize
+    up to float rounding of the filter positions (a level or two on photo-like content; nearest/box may take
+    the neighbouring source pixel).
+    """
+    width, height = resized_size(image.width, image.height, shorter)
+    boxes = [_crop_box(width, height, size, where) for where in places]
+    if width * height <= _MAX_RESIZE_WASTE * size * size:
+        resized = resize_shorter(image, shorter, interpolation)
+        return [resized.crop(box) for box in boxes]
+    sx, sy = image.width / width, image.height / height
+    return [image.resize((size, size), PIL_FILTERS[interpolation],
+                         box=(left * sx, top * sy, right * sx, bottom * sy))
+            for left, top, right, bottom in boxes]
 
 
 def resize_crop(image: Image.Image, spec: ModelSpec) -> np.ndarray:
     """Geometry only: uint8 (H, W, 3) with H = W = spec.input_size."""
-    cropped = center_crop(resize_shorter(image, spec.resize_size, spec.interpolation), spec.input_size)
+    [cropped] = _resized_crops(image, spec.resize_size, spec.input_size, spec.interpolation, ["center"])
     return np.asarray(cropped.convert("RGB"), dtype=np.uint8)
 
 
@@ -129,6 +165,7 @@ _DETERMINISTIC = (
     "bottom_right",
 )
 MAX_DETERMINISTIC_VIEWS = len(_DETERMINISTIC)
+_CORNERS = _DETERMINISTIC[4:]
 
 
 def tta_view_names(n: int) -> list[str]:
@@ -136,12 +173,6 @@ def tta_view_names(n: int) -> list[str]:
     if n < 1:
         return ["center"]
     return [*_DETERMINISTIC[:n], *(f"random_{k}" for k in range(max(0, n - MAX_DETERMINISTIC_VIEWS)))]
-
-
-def _corner(image: Image.Image, size: int, where: str) -> Image.Image:
-    left = 0 if where.endswith("left") else image.width - size
-    top = 0 if where.startswith("top") else image.height - size
-    return image.crop((left, top, left + size, top + size))
 
 
 def random_view(image: Image.Image, spec: ModelSpec, rng: random.Random) -> Image.Image:
@@ -175,23 +206,25 @@ def tta_views(image: Image.Image, spec: ModelSpec, n: int, seed: int = 0) -> lis
     Random views (beyond the eight deterministic ones) draw their parameters from ``seed`` and the view
     index only, so every image, batch order and backend gets the same views.
     """
-    n = max(1, n)
+    names = tta_view_names(n)
     size = spec.input_size
-    standard = resize_shorter(image, spec.resize_size, spec.interpolation)
-    center = center_crop(standard, size)
+    # One resize of the standard geometry serves the center view, its mirror and the four corners.
+    places = ["center", *(name for name in names if name in _CORNERS)]
+    standard = dict(zip(places, _resized_crops(image, spec.resize_size, size, spec.interpolation, places)))
+    center = standard["center"]
     wide = None
     views: list[Image.Image] = []
-    for k, name in enumerate(tta_view_names(n)):
+    for k, name in enumerate(names):
         if name == "center":
             views.append(center)
         elif name == "hflip":
             views.append(center.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
         elif name.startswith("wide"):
             if wide is None:
-                wide = center_crop(resize_shorter(image, size, spec.interpolation), size)
+                [wide] = _resized_crops(image, size, size, spec.interpolation, ["center"])
             views.append(wide if name == "wide" else wide.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-        elif name in _DETERMINISTIC:
-            views.append(_corner(standard, size, name))
+        elif name in _CORNERS:
+            views.append(standard[name])
         else:
             views.append(random_view(image, spec, random.Random(f"clfkit-tta:{seed}:{k}")))
     return [np.asarray(v.convert("RGB"), dtype=np.uint8) for v in views]
