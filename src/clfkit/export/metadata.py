@@ -53,11 +53,15 @@ def metadata_dict(spec: ModelSpec, input_format: str, precision: str) -> dict[st
 def parse_metadata(props: Mapping[str, str], source: str = "model") -> OnnxMetadata:
     """Metadata from a key → value mapping (``onnx`` metadata_props or onnxruntime's custom_metadata_map)."""
     if META_SPEC not in props:
-        raise ModelError(f"{source}: no `{META_SPEC}` metadata; this ONNX file was not exported by clf-export")
+        raise ModelError(f"{source}: no `{META_SPEC}` metadata; this ONNX file was not exported by clf-export "
+                         "(for a classifier exported elsewhere, give clf-infer its preprocessing with --spec "
+                         "spec.json)")
     try:
         spec = ModelSpec.from_json(props[META_SPEC])
     except SpecError as exc:
-        raise ModelError(f"{source}: invalid `{META_SPEC}` metadata: {exc}") from None
+        raise ModelError(f"{source}: invalid `{META_SPEC}` metadata: {exc}. Export the model again with "
+                         "clf-export, or give clf-infer the run's spec with --spec spec.json") from None
+    _check_class_names(props, spec, source)
     input_format = props.get(META_INPUT_FORMAT, "float32_nchw")
     if input_format not in INPUT_FORMATS:
         raise ModelError(f"{source}: unknown `{META_INPUT_FORMAT}` {input_format!r}; this clfkit reads "
@@ -67,6 +71,24 @@ def parse_metadata(props: Mapping[str, str], source: str = "model") -> OnnxMetad
         raise ModelError(f"{source}: unknown `{META_PRECISION}` {precision!r}; expected {', '.join(PRECISIONS)}")
     return OnnxMetadata(spec=spec, input_format=input_format, precision=precision,
                         version=props.get(META_VERSION, "unknown"))
+
+
+def _check_class_names(props: Mapping[str, str], spec: ModelSpec, source: str) -> None:
+    """The plain ``class_names`` list (for tools that do not read the spec) must be the spec's own names: a file
+    where they differ was edited or damaged, and other tools would label its outputs differently."""
+    text = props.get(META_CLASS_NAMES)
+    if text is None:
+        return
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError:
+        names = None
+    if names != list(spec.class_names):
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ModelError(f"{source}: `{META_CLASS_NAMES}` metadata {shown!r} is not the spec's class list "
+                         f"({len(spec.class_names)} names: {', '.join(spec.class_names[:5])}"
+                         f"{', ...' if len(spec.class_names) > 5 else ''}); the file was edited or damaged: "
+                         "export the model again with clf-export")
 
 
 def read_metadata(path: Path | str) -> OnnxMetadata:

@@ -150,6 +150,12 @@ def load_state_dict_file(path: Path | str) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip, pickle, EOF, safetensors header errors all mean "not a readable state dict"
+        from clfkit.train.checkpoint import unpickle_refusal
+
+        refused = unpickle_refusal(exc)  # weights_only met an object that would run code when unpickled
+        if refused is not None:
+            raise ConfigError(f"--weights {path}: refused to load: the file needs to run code to unpickle (only "
+                              f"plain tensors are accepted, torch.load weights_only=True): {refused}") from None
         raise ConfigError(
             f"--weights {path}: cannot read it as a PyTorch state dict ({type(exc).__name__}: {first_line(exc)})"
         ) from None

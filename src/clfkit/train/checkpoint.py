@@ -17,11 +17,11 @@ import torch
 
 from clfkit import __version__
 from clfkit.artifact import CHECKPOINT_FORMAT, atomic_path
-from clfkit.errors import CheckpointError, SpecError, first_line
+from clfkit.errors import CheckpointError, ConfigError, SpecError, first_line
 from clfkit.spec import ModelSpec
 
 __all__ = ["LoadedCheckpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint", "save_state",
-           "CHECKPOINT_VERSION"]
+           "unpickle_refusal", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 1
 
@@ -71,6 +71,23 @@ def save_checkpoint(path: Path, model: torch.nn.Module, spec: ModelSpec, *, conf
     }, path)
 
 
+def unpickle_refusal(exc: BaseException) -> str | None:
+    """What ``torch.load(weights_only=True)`` refused, e.g. "Unsupported global: GLOBAL io.open …", or None
+    when ``exc`` is not such a refusal (a corrupt pickle raises UnpicklingError too).
+
+    torch's message starts with how to load the file anyway (weights_only=False, i.e. run its code) in terminal
+    escapes; a user needs only the line that names the object the file wanted to create."""
+    if not isinstance(exc, pickle.UnpicklingError):
+        return None
+    for line in str(exc).splitlines():
+        _, found, rest = line.partition("WeightsUnpickler error:")
+        rest = rest.strip()
+        # "Unsupported global: GLOBAL io.open …" names code; "Unsupported operand 110" is just corrupt data.
+        if found and rest and not rest.startswith("Unsupported operand"):
+            return rest.split(". ")[0][:200]
+    return None
+
+
 def read_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dict[str, Any]:
     """Load a checkpoint dict safely (weights_only) and check it is one of ours."""
     path = Path(path)
@@ -84,9 +101,13 @@ def read_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        refused = unpickle_refusal(exc)
+        if refused is None:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
+                                  f"{first_line(exc, 200)}") from None
         raise CheckpointError(
             f"{path}: refused to load: the file needs to run code to unpickle (only plain weights are "
-            f"accepted, torch.load weights_only=True): {first_line(exc, 200)}"
+            f"accepted, torch.load weights_only=True): {refused}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (corrupt or truncated?): "
@@ -101,6 +122,16 @@ def read_checkpoint(path: Path, expected_format: str = CHECKPOINT_FORMAT) -> dic
     for key in ("spec", "arch", "state_dict"):
         if key not in obj:
             raise CheckpointError(f"{path}: checkpoint has no `{key}`; it is incomplete")
+    # weights_only admits any plain structure: check the shapes of what is used, so a damaged or hand-made file
+    # is one clear line, not a traceback from deep inside the loader.
+    for key in ("spec", "arch", "state_dict", "config", "metrics"):
+        if key in obj and not isinstance(obj[key], dict):
+            raise CheckpointError(f"{path}: checkpoint field `{key}` is a {type(obj[key]).__name__}, not a "
+                                  "mapping; the file is damaged or was not written by clf-train")
+    bad = [k for k, v in obj["state_dict"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: `state_dict` entries that are not named tensors: {bad[:5]!r}; the file is "
+                              "damaged or was not written by clf-train")
     return obj
 
 
@@ -115,14 +146,23 @@ def load_checkpoint(path: Path) -> LoadedCheckpoint:
         raise CheckpointError(f"{path}: invalid spec inside the checkpoint: {exc}") from None
     arch = obj["arch"]
     state = obj["state_dict"]
-    num_classes = int(arch.get("num_classes", -1))
+    kinds = {"backbone": str, "head": str, "num_classes": int}
+    wrong = [k for k, kind in kinds.items() if not isinstance(arch.get(k), kind) or isinstance(arch.get(k), bool)]
+    if wrong:
+        raise CheckpointError(f"{path}: checkpoint field `arch` lacks a valid {', '.join(wrong)} "
+                              f"(got {arch!r:.120}); the file is damaged or was not written by clf-train")
+    num_classes = arch["num_classes"]
     head_out = [v.shape[0] for k, v in state.items() if k.startswith("head") and k.endswith("weight")]
     if num_classes != spec.num_classes or (head_out and head_out[-1] != spec.num_classes):
         raise CheckpointError(
             f"{path}: the head outputs {head_out[-1] if head_out else num_classes} classes but the spec names "
             f"{spec.num_classes}; refusing a checkpoint whose labels would not match its outputs"
         )
-    model, _ = build_classifier(arch["backbone"], spec.num_classes, arch["head"], pretrained=False)
+    try:
+        model, _ = build_classifier(arch["backbone"], spec.num_classes, arch["head"], pretrained=False)
+    except (ConfigError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the checkpoint's model (backbone {arch['backbone']!r}, "
+                              f"head {arch['head']!r}): {first_line(exc)}") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
