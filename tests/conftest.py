@@ -110,3 +110,14 @@ def torch_threads(n: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def one_error_line(result, reason: str | None = None) -> str:
+    """A click result that failed as a user error: exit 1, no traceback, exactly one ``Error:`` line (naming
+    ``reason`` when given); returns that line."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    assert reason is None or reason in lines[0], result.output
+    return lines[0]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from click.testing import Result
 
 FULL = "No space left on device"
 READ_ONLY = "Read-only file system"
@@ -61,15 +60,6 @@ def no_temporaries(folder: Path) -> list[str]:
     left = leftovers(folder)
     assert not [name for name in left if Path(name).name.startswith(".") or name.endswith(".tmp")], left
     return left
-
-
-def one_clear_line(result: Result, reason: str) -> str:
-    """The command failed with exit code 1 and exactly one ``Error:`` line naming ``reason``; no traceback."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1 and reason in errors[0], result.output
-    return errors[0]
 
 
 def fill(folder: Path, leave: int = 2048) -> None:

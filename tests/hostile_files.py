@@ -41,15 +41,6 @@ def payload_really_runs(marker: Path) -> bool:
     return created
 
 
-def one_error_line(result) -> str:
-    """A click result that failed as a user error: exit 1, no traceback, exactly one ``Error:`` line."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
-
-
 def with_external_data(model: Path, folder: Path, location: str = "weights.bin") -> Path:
     """``model`` re-saved as ``folder``/model.onnx with every initializer in the file ``location`` there."""
     (folder / location).parent.mkdir(parents=True, exist_ok=True)

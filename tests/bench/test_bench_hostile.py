@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from bench_fixtures import bench_run  # noqa: F401 - fixture
 from click.testing import CliRunner
-from hostile_files import HOSTILE_EXTERNAL_DATA, hostile_external_data, one_error_line, save_code_pickle
+from hostile_files import HOSTILE_EXTERNAL_DATA, hostile_external_data, save_code_pickle
 
 from clfkit.bench.command import bench_cmd
 from clfkit.train.checkpoint import read_checkpoint
+from conftest import one_error_line
 
 QUICK = ["--batch-sizes", "2", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "2",
          "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6"]

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
 from bench_fixtures import bench_run  # noqa: F401 - fixture
 from clfkit.bench.command import bench_cmd
+from conftest import one_error_line
 
 
 @pytest.mark.parametrize("where", REASONS)
@@ -19,7 +20,7 @@ def test_bench_to_a_full_or_read_only_disk(bench_run, where: str, request: pytes
                                             "--out", str(folder / "bench"), "--batch-sizes", "1", "--tta", "0",
                                             "--min-runs", "1", "--min-seconds", "0", "--repeats", "1",
                                             "--no-memory", "--max-images", "6"])
-    line = one_clear_line(result, REASONS[where])
+    line = one_error_line(result, REASONS[where])
     no_temporaries(folder)
     if where == "readonly_dir":  # found before measuring, not after
         assert line.startswith(f"Error: --out {folder / 'bench'}: cannot write there")

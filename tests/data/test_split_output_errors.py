@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
 from clfkit.cli import split_cmd
-from conftest import make_labelled_folder
+from conftest import make_labelled_folder, one_error_line
 
 
 @pytest.mark.parametrize("where", REASONS)
@@ -17,6 +17,6 @@ def test_split_to_a_full_or_read_only_disk(tmp_path: Path, where: str, request: 
     folder = request.getfixturevalue(where)
     images = make_labelled_folder(tmp_path / "images", {"cat": 6, "dog": 6, "owl": 6})
     result = CliRunner().invoke(split_cmd, [str(images), str(folder / "data"), "--mode", "copy"])
-    line = one_clear_line(result, REASONS[where])
+    line = one_error_line(result, REASONS[where])
     assert "nothing was changed in DST" in line
     assert no_temporaries(folder) == []  # not even an empty DST folder

@@ -15,18 +15,11 @@ from export_fixtures import SPEC, make_model, one_thread, tiny_run  # noqa: F401
 from clfkit.export import metadata
 from clfkit.export.command import export_cmd
 from clfkit.train.checkpoint import save_checkpoint
+from conftest import one_error_line
 
 
 def run(*args: object):
     return CliRunner().invoke(export_cmd, [str(a) for a in args])
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_export_writes_verified_onnx_into_a_new_folder(tiny_run, tmp_path, one_thread):

@@ -11,10 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 from export_fixtures import SPEC, tiny_run  # noqa: F401 - fixture
-from hostile_files import one_error_line
 
 from clfkit.export.command import export_cmd
 from clfkit.train.checkpoint import read_checkpoint
+from conftest import one_error_line
 
 Edit = Callable[[dict[str, Any]], None]
 

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
-
-import onnx
-
 from clfkit.export.command import export_cmd
+from conftest import one_error_line
 from export_fixtures import tiny_run  # noqa: F401 - fixture
+from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
 
 @pytest.mark.parametrize("where", REASONS)
@@ -19,6 +18,6 @@ def test_export_to_a_full_or_read_only_disk(tiny_run, where: str, request: pytes
     folder = request.getfixturevalue(where)
     result = CliRunner().invoke(export_cmd, [str(tiny_run.checkpoint), str(folder / "model.onnx"),
                                              "--verify", str(tiny_run.data / "val")])
-    one_clear_line(result, REASONS[where])
+    one_error_line(result, REASONS[where])
     if "model.onnx" in no_temporaries(folder):
         onnx.checker.check_model(str(folder / "model.onnx"))  # complete if it is there at all

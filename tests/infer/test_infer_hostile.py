@@ -11,14 +11,14 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
-from hostile_files import (HOSTILE_EXTERNAL_DATA, hostile_external_data, one_error_line, relocate_external_data,
+from hostile_files import (HOSTILE_EXTERNAL_DATA, hostile_external_data, relocate_external_data,
                            with_external_data)
 from infer_fixtures import tiny  # noqa: F401 - fixture
 
 from clfkit.errors import ModelError
 from clfkit.infer import Engine
 from clfkit.infer.command import infer_cmd
-from conftest import draw_image
+from conftest import draw_image, one_error_line
 
 
 def _invoke(*args: object):

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import FULL, REASONS, fill, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+from fs_fixtures import FULL, REASONS, fill, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
 from clfkit.infer.command import infer_cmd
-from conftest import make_labelled_folder
+from conftest import make_labelled_folder, one_error_line
 from infer_fixtures import tiny  # noqa: F401 - fixture
 
 
@@ -22,7 +22,7 @@ def test_report_to_a_full_or_read_only_disk(tmp_path: Path, tiny, where: str, re
     result = CliRunner().invoke(infer_cmd, [str(labelled), "--model", str(tiny.onnx), "--out",
                                             str(tmp_path / "preds.csv"), "--report", str(folder / "report"),
                                             "--no-progress"])
-    line = one_clear_line(result, REASONS[where])
+    line = one_error_line(result, REASONS[where])
     assert set(no_temporaries(folder)) <= {"filler.bin", "report"}
     if where == "readonly_dir":  # found before predicting, not after
         assert line.startswith(f"Error: --report {folder / 'report'}: cannot write there")
@@ -37,7 +37,7 @@ def test_rows_on_a_disk_that_fills_up_stay_whole(tmp_path: Path, tiny, full_disk
     out = full_disk / "preds.csv"
     result = CliRunner().invoke(infer_cmd, [str(labelled), "--model", str(tiny.onnx), "--out", str(out),
                                             "--no-progress"])
-    line = one_clear_line(result, FULL)
+    line = one_error_line(result, FULL)
     assert line.startswith(f"Error: --out {out}: cannot write")
     assert no_temporaries(full_disk) == ["filler.bin", "preds.csv"]
     text = out.read_text()

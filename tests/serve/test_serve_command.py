@@ -10,35 +10,30 @@ from clfkit.errors import ConfigError
 from clfkit.serve.command import bind_socket, serve_cmd
 from clfkit.serve.config import ServeConfig
 from serve_fixtures import tiny  # noqa: F401 - fixture
+from conftest import one_error_line
 
 
 def _invoke(*args: str):
     return CliRunner().invoke(serve_cmd, [str(a) for a in args], catch_exceptions=False)
 
 
-def _one_error_line(result) -> str:
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
-
-
 def test_missing_model_is_one_line_and_exit_1(tmp_path):
     result = _invoke("--model", tmp_path / "nope.onnx")
     assert result.exit_code == 1
-    assert "nope.onnx: model not found" in _one_error_line(result)
+    assert "nope.onnx: model not found" in one_error_line(result)
 
 
 def test_the_default_model_is_model_onnx_here(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _invoke()
-    assert result.exit_code == 1 and "model.onnx: model not found" in _one_error_line(result)
+    assert result.exit_code == 1 and "model.onnx: model not found" in one_error_line(result)
 
 
 def test_a_file_that_is_not_onnx_is_one_line_and_exit_1(tmp_path):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(b"not a model at all")
     result = _invoke("--model", bad, "--device", "cpu")
-    assert result.exit_code == 1 and "cannot load this file as an ONNX model" in _one_error_line(result)
+    assert result.exit_code == 1 and "cannot load this file as an ONNX model" in one_error_line(result)
 
 
 def test_a_port_in_use_is_one_line_and_exit_1(tiny):
@@ -48,7 +43,7 @@ def test_a_port_in_use_is_one_line_and_exit_1(tiny):
         port = taken.getsockname()[1]
         result = _invoke("--model", tiny.onnx, "--device", "cpu", "--port", port)
     assert result.exit_code == 1
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert f"--port {port}: cannot listen there" in line and "choose another --port" in line
 
 

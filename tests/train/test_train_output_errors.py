@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, one_clear_line, readonly_dir  # noqa: F401 - fixtures
+from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
 from clfkit.cli import train_cmd
 from clfkit.train.checkpoint import load_checkpoint
 from train_fixtures import TINY, one_torch_thread, split_data  # noqa: F401 - fixture
+from conftest import one_error_line
 
 
 @pytest.mark.parametrize("where", REASONS)
@@ -21,6 +22,6 @@ def test_train_to_a_full_or_read_only_disk(tmp_path: Path, where: str, request: 
                                             "--backbone", TINY, "--no-pretrained", "--input-size", "32",
                                             "--epochs", "1", "--batch-size", "8", "--workers", "0",
                                             "--device", "cpu", "--precision", "fp32"])
-    one_clear_line(result, REASONS[where])
+    one_error_line(result, REASONS[where])
     if "run/model.pt" in no_temporaries(folder):
         load_checkpoint(folder / "run" / "model.pt")  # complete if it is there at all
