@@ -38,6 +38,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip_gpu)
 
 
+_MEASUREMENTS: list[str] = []
+
+
+@pytest.fixture
+def report_measurement():
+    """Record a line (a throughput, a latency) for the end of the test run: shown, never asserted, because
+    this machine's cores are shared."""
+    return _MEASUREMENTS.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _MEASUREMENTS:
+        terminalreporter.section("measurements (reported, not asserted)")
+        for line in _MEASUREMENTS:
+            terminalreporter.write_line(line)
+
+
 def draw_image(seed: int, size: tuple[int, int] = (48, 40), kind: int = 0) -> Image.Image:
     """A small RGB image whose colour pattern depends on ``kind`` (so a tiny model can learn classes)."""
     rng = np.random.default_rng(seed)

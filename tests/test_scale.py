@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -32,14 +33,16 @@ def _benchmark_module():
 
 
 @pytest.mark.slow
-def test_split_and_infer_a_hundred_thousand_files(tmp_path: Path) -> None:
+def test_split_and_infer_a_hundred_thousand_files(tmp_path: Path, report_measurement) -> None:
     scale = _benchmark_module()
     images = scale.make_folder(tmp_path / "images", FILES)
     (images / scale.CLASSES[0] / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     model = scale.tiny_onnx(tmp_path / "tiny.onnx")
 
+    start = time.perf_counter()
     split = subprocess.run([str(BIN / "clf-split"), str(images), str(tmp_path / "data")], capture_output=True,
                            text=True)
+    split_s = time.perf_counter() - start
     assert split.returncode == 0, split.stderr[-2000:]
     assert "Traceback" not in split.stderr and split.stderr.count("zz_broken.jpg") == 1
     with open(tmp_path / "data" / "manifest.csv", newline="") as fh:
@@ -51,8 +54,11 @@ def test_split_and_infer_a_hundred_thousand_files(tmp_path: Path) -> None:
     assert abs(per_split["val"] - 0.15 * FILES) <= len(scale.CLASSES)
 
     out = tmp_path / "preds.csv"
+    start = time.perf_counter()
     infer = subprocess.run([str(BIN / "clf-infer"), str(images), "--model", str(model), "--out", str(out),
                             "--device", "cpu", "--no-progress"], capture_output=True, text=True)
+    report_measurement(f"{FILES:,} files: clf-split {split_s:.0f} s, clf-infer {time.perf_counter() - start:.0f} s "
+                       "(peak memory: python benchmarks/scale.py)")
     assert infer.returncode == 3, infer.stderr[-2000:]  # 3: one file could not be read, all others predicted
     assert "Traceback" not in infer.stderr
     with open(out, newline="") as fh:

@@ -1,7 +1,7 @@
 """The real ``clf-serve`` command: uvicorn on 127.0.0.1 (a free port), a bounded load test, raw sockets.
 
 The server runs in a subprocess started through the installed console script and is always stopped.  Timings
-are printed (run with -s to see them), never asserted: this machine's cores are shared.
+are reported at the end of the test run, never asserted: this machine's cores are shared.
 """
 from __future__ import annotations
 
@@ -31,13 +31,14 @@ def server(tiny):
     assert "Traceback" not in proc.log, proc.log
 
 
-def test_load_2000_requests_from_16_clients_without_errors_and_batched(server, tiny, photos):
+def test_load_2000_requests_from_16_clients_without_errors_and_batched(server, tiny, photos, report_measurement):
     files = read_files(photos)
     expected = {name: p.label for (name, _), p in
                 zip(files, Engine.from_onnx(tiny.onnx, device="cpu").predict(photos))}
     result = run_load(server.url, files, requests=REQUESTS, concurrency=CLIENTS, time_limit_s=120)
     health = httpx.get(f"{server.url}/health").json()
-    print(f"\nclf-serve load test (tiny model, {CLIENTS} clients): {result.summary()}; batching {health['batching']}")
+    report_measurement(f"clf-serve load test (tiny model, {CLIENTS} clients): {result.summary()}; mean batch "
+                       f"{health['batching']['mean_batch_size']}, largest {health['batching']['largest_batch']}")
     assert result.errors == 0, result.error_samples
     assert result.requests == REQUESTS, "the load stopped at its time limit"
     assert {name: body["pred"] for name, body in result.answers.items()} == expected
