@@ -27,6 +27,7 @@ def test_demo_runs_every_step_and_reports_accuracy(tmp_path: Path):
     bench = json.loads((out / "bench" / "results.json").read_text())
     assert bench["speedup_e2e"] > 0 and bench["speedup_latency_b1"] > 0  # measured, not asserted fast
     assert "bench:" in result.output
+    assert f"clf-serve --model {out / 'model.onnx'}" in result.output
 
 
 def test_demo_refuses_a_non_empty_out(tmp_path: Path):

@@ -145,7 +145,7 @@ def demo_cmd(out: Path, data: Path | None, backbone: str, per_class: int, epochs
     if "accuracy" in metrics:
         click.echo(f"test accuracy (onnxruntime, TTA {tta}): {metrics['accuracy']:.1%} "
                    f"(no TTA: {metrics['accuracy_no_tta']:.1%}, macro-F1 {metrics['macro_f1']:.3f})")
-    click.echo(f"model:       {result.onnx}")
+    click.echo(f"model:       {result.onnx}  (serve it: clf-serve --model {result.onnx})")
     click.echo(f"predictions: {result.predictions}")
     click.echo(f"report:      {result.report}  (metrics.json, confusion_matrix.png, per_class.png, figures)")
     if result.bench.get("speedup_e2e") and result.bench.get("speedup_latency_b1"):
