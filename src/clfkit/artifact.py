@@ -17,6 +17,7 @@ key                        value
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,19 +61,21 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def check_writable(folder: str | os.PathLike, flag: str) -> Path:
+def check_writable(folder: str | os.PathLike, name: str) -> Path:
     """Create ``folder`` and prove a file can be made in it, before minutes of work whose results go there.
 
-    Raises :class:`~clfkit.errors.OutputError` naming ``flag`` (read-only filesystem, no permission, a file in
-    the way).  A folder that did not exist is left created; nothing else is left behind."""
+    Raises :class:`~clfkit.errors.OutputError` starting with ``name`` (the flag and path the user gave) when it
+    cannot (read-only filesystem, no permission, a file in the way).  A folder that did not exist is left
+    created; nothing else is left behind."""
     from clfkit.errors import OutputError
 
     folder = Path(folder)
-    probe = folder / f".clfkit-write-check.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe.touch()
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".clfkit-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"{flag} {folder}: cannot write there ({exc.strerror or exc})") from None
+        raise OutputError(f"{name}: cannot write there ({exc.strerror or exc}); choose a folder you can write "
+                          "to") from None
     return folder

@@ -1,7 +1,6 @@
 """clf-bench writing to a full disk or a read-only folder: one clear line, before any measuring."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

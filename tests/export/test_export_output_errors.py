@@ -1,7 +1,6 @@
 """clf-export writing to a full disk or a read-only folder: one clear line; model.onnx is whole or absent."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import onnx
 import pytest

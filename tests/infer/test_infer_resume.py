@@ -6,7 +6,6 @@ moment: decoding, in the model, or writing a row).  The second run continues it 
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
 import sys

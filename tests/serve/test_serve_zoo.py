@@ -3,7 +3,6 @@ naming the reason, and the server answers the next request as before.  Uploaded 
 framework's test client), with file names carried in the multipart field as a browser would send them."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient

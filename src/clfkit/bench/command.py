@@ -90,7 +90,7 @@ def bench_cmd(checkpoint: Path, model: Path, data_dir: Path, out: Path, int8: Pa
         memory=memory,
         max_images=max_images, command=shlex.join(["clf-bench", *sys.argv[1:]]),
     )
-    check_writable(out, "--out")  # before minutes of measuring, not after
+    check_writable(out, f"--out {out}")  # before minutes of measuring, not after
     results = run_bench(config, log=lambda msg: click.echo(f"clf-bench: {msg}", err=True))
     files = write_report(results, out)
     for target in results["targets"]:

@@ -29,11 +29,10 @@ from clfkit.bench.env import environment, load_average, usable_cores
 from clfkit.bench.summary import BASELINE, accuracy_row, summarize
 from clfkit.bench.timing import MIN_RUNS, MIN_SECONDS, WARMUP, time_fn
 from clfkit.data.scan import class_dirs, iter_image_files
-from clfkit.errors import ConfigError, DataError, ImageError
+from clfkit.errors import ConfigError, DataError, ImageError, printable
 from clfkit.images import load_rgb
 from clfkit.parallel import ordered_map
 from clfkit.preprocess import resize_crop, tta_view_names
-from clfkit.errors import printable
 from clfkit.report.io import to_jsonable
 from clfkit.spec import ModelSpec
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,13 +15,12 @@ import numpy as np
 import torch
 
 from clfkit import __version__
-from clfkit.artifact import atomic_path
-from clfkit.errors import CheckpointError, ClfError, ConfigError
+from clfkit.artifact import atomic_path, check_writable
+from clfkit.errors import CheckpointError, ConfigError, printable
 from clfkit.export.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_model
 from clfkit.export.quantize import convert_fp16, quantize_int8, variant_path
 from clfkit.export.sources import ImageSet, find_split, generated_images, list_images, load_images
 from clfkit.export.verify import VerifyReport, verify
-from clfkit.errors import printable
 from clfkit.train.checkpoint import LoadedCheckpoint, load_checkpoint
 
 __all__ = ["ExportResult", "export_checkpoint", "verify_json_path", "VERIFY_IMAGES", "CALIBRATION_IMAGES",
@@ -71,18 +68,6 @@ def _check_options(out: Path, opset: int, atol: float, int8: bool, calibration: 
         raise ConfigError("`--calibration` only applies to `--int8`. Add --int8 or drop --calibration.")
     if calibration is not None and not Path(calibration).is_dir():
         raise ConfigError(f"--calibration {calibration}: folder not found")
-
-
-def _check_writable(out: Path) -> None:
-    """Fail in a second, not after a minute of export, when OUT's folder cannot be created or written."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ClfError(f"{out}: cannot write there ({exc.strerror or exc}); choose an output path in a folder "
-                       "you can write to") from None
 
 
 def _load(checkpoint: Path) -> LoadedCheckpoint:
@@ -137,7 +122,7 @@ def export_checkpoint(checkpoint: Path, out: Path, *, opset: int = DEFAULT_OPSET
     _check_options(out, opset, atol, int8, calibration)
     loaded = _load(Path(checkpoint))
     spec = loaded.spec
-    _check_writable(out)
+    check_writable(out.parent, str(out))  # fail in a second, not after a minute of export
     images = _verify_images(loaded, Path(checkpoint), verify_dir)
     for line in images.skipped:  # "path: reason"; a name with a newline must not break the line
         log(f"skipped unreadable verify image {printable(line)}")

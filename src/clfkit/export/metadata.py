@@ -8,7 +8,6 @@ alone is enough to preprocess a photo and name the predicted class.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping

@@ -14,12 +14,11 @@ import onnx
 from PIL import Image
 
 from clfkit.artifact import INPUT_NAME
-from clfkit.errors import ClfError, ImageError
+from clfkit.errors import ClfError, ImageError, printable
 from clfkit.export.metadata import read_metadata, save_onnx
 from clfkit.export.simplify import drop_unused_opsets
 from clfkit.images import load_rgb
 from clfkit.preprocess import normalize_batch, resize_crop
-from clfkit.errors import printable
 from clfkit.spec import ModelSpec
 
 __all__ = ["INT8_SETTINGS", "calibration_reader", "quantize_int8", "convert_fp16", "variant_path"]

@@ -68,7 +68,7 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
         raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
                           ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
     if report is not None:
-        check_writable(report, "--report")  # before the predictions, not after them
+        check_writable(report, f"--report {report}")  # before the predictions, not after them
     labelled = detect_labelled(paths, engine.spec.class_names) if report is not None else None
     if labelled is not None:
         log(f"labelled folder {labelled.root}: {len(labelled.known)} class folders of {engine.spec.num_classes} "

@@ -17,18 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from clfkit.artifact import RESUME_FORMAT, atomic_path
-from clfkit.errors import CheckpointError, ConfigError, DataError, printable
+from clfkit.errors import CheckpointError, ConfigError, printable
 from clfkit.spec import ModelSpec
-from clfkit.train import loop
-from clfkit.train.checkpoint import read_checkpoint, save_checkpoint, save_state
+from clfkit.train.checkpoint import read_checkpoint, save_checkpoint
 from clfkit.train.config import TrainConfig
 from clfkit.train.data import SplitData, drop_unreadable, read_split_folders
-from clfkit.train.distributed import DistInfo, barrier, gather_objects, init_distributed, shutdown
+from clfkit.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from clfkit.train.model import build_classifier
 from clfkit.train.report import write_history, write_test_report
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +22,7 @@ from clfkit.spec import ModelSpec
 from clfkit.train import loop
 from clfkit.train.checkpoint import CHECKPOINT_VERSION, save_checkpoint, save_state
 from clfkit.train.config import TrainConfig
-from clfkit.train.data import Sample, SplitData
+from clfkit.train.data import SplitData
 from clfkit.train.distributed import DistInfo, gather_objects
 from clfkit.train.features import FeatureStats, extract_features, feature_cache_key
 from clfkit.train.report import write_history
