@@ -112,6 +112,22 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+_NO_HEAVY_MODULES = """
+import sys as _sys
+_heavy = sorted(m for m in _sys.modules if m.split(".")[0] in {"torch", "torchvision", "timm"})
+assert not _heavy, _heavy
+print("ok")
+"""
+
+
+def assert_runs_without_torch(code: str) -> None:
+    """``code`` runs to the end under the torch blocker and leaves no torch, torchvision or timm module loaded
+    (a lazy import inside a function only fails when it runs, so the code should exercise, not just import)."""
+    result = run_without_torch(code + _NO_HEAVY_MODULES)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok"), result.stdout
+
+
 @contextmanager
 def torch_threads(n: int = 1) -> Iterator[None]:
     """PyTorch on ``n`` threads inside the block, restored afterwards.
