@@ -5,11 +5,13 @@ Nothing binary is committed: every image a test needs is drawn here with Pillow.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -126,6 +128,25 @@ def assert_runs_without_torch(code: str) -> None:
     result = run_without_torch(code + _NO_HEAVY_MODULES)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok"), result.stdout
+
+
+def sigkill_when(command: list[str], ready: Callable[[], bool], *, cwd: Path, what: str,
+                 env: dict[str, str] | None = None, timeout: float = 240, poll_s: float = 0.05) -> str:
+    """Start ``command``, SIGKILL it as soon as ``ready()`` holds (wherever the process is at that moment) and
+    return its output.  Fails if it ends by itself first (too fast to test a crash) or ``ready`` never holds."""
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, f"the process ended before it could be killed: {proc.communicate()[0]!r}"
+            assert time.monotonic() < deadline, f"{what} never happened"
+            time.sleep(poll_s)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        output = proc.communicate()[0].decode(errors="replace")
+    assert proc.returncode == -signal.SIGKILL, output
+    return output
 
 
 @contextmanager

@@ -6,10 +6,7 @@ moment: decoding, in the model, or writing a row).  The second run continues it 
 from __future__ import annotations
 
 import csv
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,7 @@ from click.testing import CliRunner
 
 from clfkit.infer.command import infer_cmd
 from clfkit.infer.outputs import csv_header
-from conftest import make_labelled_folder
+from conftest import make_labelled_folder, sigkill_when
 from infer_fixtures import tiny  # noqa: F401 - fixture
 
 N_PER_CLASS = 500
@@ -45,18 +42,8 @@ def test_sigkill_leaves_whole_rows_and_skip_existing_finishes_without_redoing(tm
     command = [str(Path(sys.executable).with_name("clf-infer")), str(images), "--model", str(tiny.onnx),
                "--out", str(out), "--batch-size", "4", "--workers", "1", "--threads", "1", "--device", "cpu",
                "--no-progress"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while _data_rows(out) < 40:
-            assert proc.poll() is None, "clf-infer ended before it could be killed: " + proc.communicate()[0].decode()
-            assert time.monotonic() < deadline, "no rows appeared"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        output = proc.communicate()[0].decode(errors="replace")
-    assert proc.returncode == -signal.SIGKILL, output
+    sigkill_when(command, lambda: _data_rows(out) >= 40, cwd=tmp_path, what="40 rows in the output", timeout=120,
+                 poll_s=0.01)
 
     header = csv_header(3)
     killed = _rows(out)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import sigkill_when
 from train_fixtures import TINY, one_torch_thread, tiny_data  # noqa: F401 - fixtures
 
 from clfkit.cli import train_cmd
@@ -48,19 +46,8 @@ def test_resume_after_sigkill_runs_every_epoch_once(tmp_path: Path, tiny_data: P
     command = [sys.executable, "-m", "clfkit.train", str(tiny_data), "--out", str(run_dir), "--mode", "finetune",
                "--backbone", TINY, "--no-pretrained", "--input-size", "32", "--epochs", str(EPOCHS),
                "--batch-size", "8", "--workers", "0", "--patience", "0", "--device", "cpu", "--precision", "fp32"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.monotonic() + 240
-        while _completed_epoch(run_dir) < 1:
-            assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
-            assert time.monotonic() < deadline, "epoch 1 never completed"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        output = proc.communicate()[0].decode(errors="replace")
-    assert proc.returncode == -signal.SIGKILL, output
+    output = sigkill_when(command, lambda: _completed_epoch(run_dir) >= 1, cwd=tmp_path, what="epoch 1",
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     done = _epochs(run_dir)
     assert 1 <= len(done) < EPOCHS and done == list(range(1, len(done) + 1)), (done, output)
     with open(run_dir / "history.csv", newline="") as fh:
