@@ -91,6 +91,16 @@ def _to_image(item: Any, draft: int | None) -> Image.Image:
     return load_rgb(item, draft=draft)
 
 
+def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
+    """The model input of one image's ``views`` TTA views, (V, 3, H, W) or (V, H, W, 3) by the model's input
+    format.  An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
+    try:
+        crops = tta_views(image, engine.spec, views, seed)  # V × uint8 (H, W, 3)
+        return engine.prepare(np.stack(crops))
+    except Exception as exc:  # noqa: BLE001 - an odd image must cost its own row, never the run
+        raise ImageError("<image>", f"cannot preprocess image ({type(exc).__name__}: {exc})") from None
+
+
 def view_probs(engine: "Engine", inputs: list[np.ndarray]) -> np.ndarray:
     """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → softmax (B, V, C)."""
     logits = engine.run(np.concatenate(inputs))  # (B × V, C)
@@ -124,8 +134,7 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
         position, item = job
         path = _name(item, position)
         try:
-            views = tta_views(_to_image(item, draft), spec, views_per_image, seed)  # V × uint8 (H, W, 3)
-            return _Decoded(path, engine.prepare(np.stack(views)))
+            return _Decoded(path, prepared_views(engine, _to_image(item, draft), views_per_image, seed))
         except ImageError as exc:
             return _Decoded(path, None, exc.reason)
         except Exception as exc:  # noqa: BLE001 - a worker must return, never raise: one file never stops a run

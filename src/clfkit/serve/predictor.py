@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from clfkit.errors import ImageError
 from clfkit.images import load_rgb
 from clfkit.infer.engine import Engine
 from clfkit.infer.outputs import DIGITS
-from clfkit.infer.pipeline import mean_of_views, topk_of, view_probs
+from clfkit.infer.pipeline import mean_of_views, prepared_views, topk_of, view_probs
 from clfkit.parallel import default_workers
-from clfkit.preprocess import tta_view_names, tta_views
+from clfkit.preprocess import tta_view_names
 from clfkit.serve.batcher import MicroBatcher
 from clfkit.serve.config import ServeConfig
 
@@ -33,12 +32,7 @@ def decode_views(engine: Engine, data: bytes, views: int, seed: int = 0) -> np.n
     """Encoded image bytes → the prepared model input of its ``views`` TTA views, (V, 3, H, W) or (V, H, W, 3).
 
     Raises :class:`ImageError` (reason: empty, truncated, not an image, decompression bomb, …)."""
-    image = load_rgb(data)
-    try:
-        crops = tta_views(image, engine.spec, views, seed)  # V × uint8 (H, W, 3)
-        return engine.prepare(np.stack(crops))
-    except Exception as exc:  # noqa: BLE001 - as the clf-infer pipeline: an odd image is the user's error
-        raise ImageError("<bytes>", f"cannot preprocess image ({type(exc).__name__}: {exc})") from None
+    return prepared_views(engine, load_rgb(data), views, seed)
 
 
 def mean_probs(engine: Engine, inputs: list[np.ndarray]) -> list[np.ndarray]:
