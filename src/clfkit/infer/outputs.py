@@ -114,7 +114,7 @@ class PredictionWriter:
             except OSError as exc:
                 raise OutputError(f"--out {self.path}: cannot write it ({exc.strerror or exc})") from None
         if self.format == "csv" and not self._good:
-            self._emit(self._csv_line(csv_header(topk)))
+            self._write(self._csv_line(csv_header(topk)), flush=True)
         elif self.format == "json":
             self._write("[")
 
@@ -124,27 +124,22 @@ class PredictionWriter:
         csv.writer(buffer, lineterminator="\n").writerow(cells)
         return buffer.getvalue()
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, flush: bool = False) -> None:
+        """Write ``text``; with ``flush`` (one whole row) it is on disk when this returns: nothing torn, nothing
+        lost, and the file's length is the new end of its whole rows."""
         if self._fh is None:
             sys.stdout.write(_utf8(text).decode("utf-8"))
+            if flush:
+                sys.stdout.flush()
             return
         try:
             self._fh.write(_utf8(text))
+            if flush:
+                self._fh.flush()
         except OSError as exc:
             self._fail(exc)
-
-    def _emit(self, text: str) -> None:
-        """Write one whole row and flush it: nothing torn, nothing lost."""
-        if self._fh is None:
-            sys.stdout.write(_utf8(text).decode("utf-8"))
-            sys.stdout.flush()
-            return
-        try:
-            self._fh.write(_utf8(text))
-            self._fh.flush()
-        except OSError as exc:
-            self._fail(exc)
-        self._good = self._fh.tell()
+        if flush:
+            self._good = self._fh.tell()
 
     def _fail(self, exc: OSError) -> None:
         assert self._fh is not None and self.path is not None
@@ -165,11 +160,11 @@ class PredictionWriter:
 
     def write(self, pred: Prediction) -> None:
         if self.format == "csv":
-            self._emit(self._csv_line(_csv_cells(pred, self.provider, self.topk)))
+            self._write(self._csv_line(_csv_cells(pred, self.provider, self.topk)), flush=True)
         else:
             text = json.dumps(prediction_record(pred, self.provider), ensure_ascii=False)
             if self.format == "jsonl":
-                self._emit(text + "\n")
+                self._write(text + "\n", flush=True)
             else:  # json: the temporary file is not flushed row by row; it only counts once renamed
                 self._write(("\n  " if self.rows == 0 else ",\n  ") + text)
         self.rows += 1
