@@ -76,8 +76,8 @@ def tiny_onnx(path: Path, classes: tuple[str, ...] = CLASSES, size: int = 16) ->
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from clfkit.artifact import INPUT_NAME, OUTPUT_NAME
-    from clfkit.export.metadata import save_onnx
+    from clfkit.artifacts.onnx_meta import INPUT_NAME, OUTPUT_NAME
+    from clfkit.artifacts.onnx_meta import save_onnx
     from clfkit.spec import ModelSpec
 
     rng = np.random.default_rng(0)

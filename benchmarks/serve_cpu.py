@@ -129,7 +129,7 @@ def main() -> int:
     settings = [int(x) for x in args.max_batch.split(",") if x.strip()]
     command = shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv])
     rows = [measure(args.model, files, b, args) for b in settings]
-    from clfkit.infer.engine import Engine
+    from clfkit.runtime.engine import Engine
 
     engine = Engine.from_onnx(args.model, device="cpu")
     info = {"model": str(args.model), "model_info": f"{engine.spec.backbone}, {engine.spec.num_classes} classes, "

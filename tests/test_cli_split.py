@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clfkit.cli import split_cmd
+from clfkit.cli.split import split_cmd
 from clfkit.data.split import split_counts
 
 SIZES = {"cat": 10, "dog": 7, "owl": 4}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clfkit.cli import demo_cmd
+from clfkit.cli.demo import demo_cmd
 
 
 @pytest.mark.slow

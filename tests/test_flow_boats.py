@@ -15,10 +15,10 @@ import pytest
 
 from clfkit.data.make_split import make_split
 from clfkit.export import export_checkpoint
-from clfkit.infer import Engine
-from clfkit.infer.command import run_infer
+from clfkit.runtime import Engine
+from clfkit.runtime.infer import run_infer
 from clfkit.train.config import TrainConfig
-from clfkit.train.fit import fit
+from clfkit.train.trainer import fit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

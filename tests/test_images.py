@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from clfkit.errors import ClfError, ImageError
-from clfkit.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, is_hidden, is_image_name, load_rgb, to_rgb
+from clfkit.vision.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, is_hidden, is_image_name, load_rgb, to_rgb
 
 from conftest import draw_image
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from clfkit.errors import ImageError
-from clfkit.images import load_rgb
+from clfkit.vision.images import load_rgb
 
 # Each example is a small encode + decode; together the tests here stay well under 10 s on one core.
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

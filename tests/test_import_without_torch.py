@@ -7,8 +7,24 @@ TORCH_FREE_MODULES = [
     "clfkit",
     "clfkit.errors",
     "clfkit.spec",
-    "clfkit.images",
-    "clfkit.preprocess",
+    "clfkit.api",
+    "clfkit.io",
+    "clfkit.vision.images",
+    "clfkit.vision.preprocess",
+    "clfkit.vision.augment",
+    "clfkit.vision.tta",
+    "clfkit.vision.postprocess",
+    "clfkit.artifacts.onnx_meta",
+    "clfkit.artifacts.onnx_file",
+    "clfkit.data.layout",
+    "clfkit.data.synthetic",
+    "clfkit.models.names",
+    "clfkit.train",
+    "clfkit.train.config",
+    "clfkit.export",
+    "clfkit.bench",
+    "clfkit.cli.infer",
+    "clfkit.cli.train",
     "clfkit.data.scan",
     "clfkit.data.split",
     "clfkit.data.make_split",
@@ -34,8 +50,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from clfkit.spec import ModelSpec
-from clfkit.images import load_rgb
-from clfkit.preprocess import preprocess, tta_views
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import preprocess
+from clfkit.vision.tta import tta_views
 from clfkit.data.make_split import make_split, format_summary
 
 root = Path({str(tmp_path)!r})

@@ -5,16 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clfkit.preprocess import (
-    MAX_DETERMINISTIC_VIEWS,
-    normalize,
-    preprocess,
-    preprocess_batch,
-    resize_crop,
-    resized_size,
-    tta_view_names,
-    tta_views,
-)
+from clfkit.vision.tta import MAX_DETERMINISTIC_VIEWS, tta_view_names, tta_views
+from clfkit.vision.preprocess import normalize, preprocess, preprocess_batch, resize_crop, resized_size
 from clfkit.spec import INTERPOLATIONS, ModelSpec
 
 from conftest import draw_image

@@ -16,10 +16,10 @@ from conftest import run_without_torch
 from test_images_properties import make_image, valid_files
 
 from clfkit.errors import ImageError
-from clfkit.images import load_rgb
-from clfkit.preprocess import (MAX_DETERMINISTIC_VIEWS, center_crop, normalize, preprocess, preprocess_batch,
-                               random_view, resize_crop, resize_shorter, resized_size, stack_views, tta_view_names,
-                               tta_views)
+from clfkit.vision.images import load_rgb
+from clfkit.vision.tta import MAX_DETERMINISTIC_VIEWS, tta_view_names, tta_views
+from clfkit.vision.preprocess import (center_crop, normalize, preprocess, preprocess_batch, resize_crop, resize_shorter, resized_size, stack_views)
+from clfkit.vision.augment import TRAIN, TTA_RANDOM, augment
 from clfkit.spec import INTERPOLATIONS, ModelSpec
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,9 +79,10 @@ def test_tta_views_are_n_model_inputs_and_view_zero_is_the_eval_view(image, spec
 @FAST
 @given(rgb_images(), specs(), st.integers(0, 2**32 - 1))
 def test_random_view_is_an_input_sized_rgb_image_and_reproducible(image, spec, seed):
-    view = random_view(image, spec, random.Random(seed))
-    assert view.mode == "RGB" and view.size == (spec.input_size, spec.input_size)
-    assert np.array_equal(np.asarray(view), np.asarray(random_view(image, spec, random.Random(seed))))
+    for params in (TRAIN, TTA_RANDOM):  # the training augmentation, and its milder TTA setting
+        view = augment(image, spec, random.Random(seed), params)
+        assert view.mode == "RGB" and view.size == (spec.input_size, spec.input_size)
+        assert np.array_equal(np.asarray(view), np.asarray(augment(image, spec, random.Random(seed), params)))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -138,7 +139,8 @@ def test_a_hostile_strip_costs_the_memory_of_its_crops_not_of_its_resize():
     result = run_without_torch(
         "import resource\n"
         "from PIL import Image\n"
-        "from clfkit.preprocess import MAX_DETERMINISTIC_VIEWS, preprocess, tta_views\n"
+        "from clfkit.vision.preprocess import preprocess\n"
+        "from clfkit.vision.tta import MAX_DETERMINISTIC_VIEWS, tta_views\n"
         "from clfkit.spec import INTERPOLATIONS, ModelSpec\n"
         "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
         "strips = [Image.new('RGB', size, (10, 200, 30)) for size in [(1, 4000), (4000, 1)]]\n"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from clfkit.data.scan import scan_labelled
-from clfkit.images import load_rgb
-from clfkit.shapes import SHAPES, draw_shape_image, make_shapes_dataset
+from clfkit.vision.images import load_rgb
+from clfkit.data.synthetic import SHAPES, draw_shape_image, make_shapes_dataset
 
 
 def test_same_seed_same_pixels_other_seed_other_pixels():

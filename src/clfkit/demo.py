@@ -34,13 +34,14 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
              epochs: int = 60, tta: int = 5, bench: bool = True, progress: bool = True,
              log: Log = print) -> DemoResult:
     """Run every step into ``out`` (which must be new or empty) and return what each step produced."""
+    from clfkit.data.layout import evaluation_folder
     from clfkit.data.make_split import format_summary, make_split
+    from clfkit.data.synthetic import make_shapes_dataset
     from clfkit.export import export_checkpoint
-    from clfkit.infer import Engine
-    from clfkit.infer.command import run_infer
-    from clfkit.shapes import make_shapes_dataset
+    from clfkit.runtime import Engine
+    from clfkit.runtime.infer import run_infer
     from clfkit.train.config import TrainConfig
-    from clfkit.train.fit import fit
+    from clfkit.train.trainer import fit
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -80,7 +81,7 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
     result.onnx = exported.files["fp32"]
     done()
 
-    target = out / "data" / ("test" if (out / "data" / "test").is_dir() else "val")
+    target, _ = evaluation_folder(out / "data")
     done = step("infer", f"5/6 clf-infer --model {result.onnx} --tta {tta} {target} --report {out / 'report'}")
     engine = Engine.from_onnx(result.onnx, device="auto", log=log)
     inferred = run_infer(engine, [target], out=out / "predictions.csv", report=out / "report", tta=tta,

@@ -30,8 +30,8 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = 
     ``fn`` should catch its own expected errors and return them as values (one bad image must not stop the
     stream); an unexpected exception is re-raised in the consumer.
     """
-    workers = workers or default_workers()
-    if workers <= 1:
+    workers = default_workers() if workers is None else workers
+    if workers <= 1:  # 0 or 1: in the calling thread
         yield from map(fn, items)
         return
     ahead = max(ahead or 4 * workers, 1)

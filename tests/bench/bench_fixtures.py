@@ -18,8 +18,8 @@ from conftest import make_labelled_folder, torch_threads
 from clfkit.export.graph import export_model
 from clfkit.export.quantize import quantize_int8, variant_path
 from clfkit.spec import ModelSpec
-from clfkit.train.checkpoint import save_checkpoint
-from clfkit.train.model import build_classifier
+from clfkit.artifacts.checkpoint import save_checkpoint
+from clfkit.models.classifier import build_classifier
 
 BACKBONE = "timm:test_efficientnet"
 CLASSES = ("cat", "dog", "owl")

@@ -7,7 +7,7 @@ from pathlib import Path
 from bench_fixtures import bench_run  # noqa: F401 - fixture
 from click.testing import CliRunner
 
-from clfkit.bench.command import bench_cmd
+from clfkit.cli.bench import bench_cmd
 
 QUICK = ["--batch-sizes", "2", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "2",
          "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6"]

@@ -9,8 +9,8 @@ from bench_fixtures import bench_run  # noqa: F401 - fixture
 from click.testing import CliRunner
 from hostile_files import HOSTILE_EXTERNAL_DATA, hostile_external_data, save_code_pickle
 
-from clfkit.bench.command import bench_cmd
-from clfkit.train.checkpoint import read_checkpoint
+from clfkit.cli.bench import bench_cmd
+from clfkit.artifacts.checkpoint import read_checkpoint
 from conftest import one_error_line
 
 QUICK = ["--batch-sizes", "2", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "2",

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
 from bench_fixtures import bench_run  # noqa: F401 - fixture
-from clfkit.bench.command import bench_cmd
+from clfkit.cli.bench import bench_cmd
 from conftest import one_error_line
 
 

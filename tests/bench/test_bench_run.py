@@ -134,7 +134,7 @@ def test_memory_probe_of_an_onnxruntime_backend_never_imports_torch(bench_run, t
     from clfkit.bench.memory import measure_memory
 
     paths = [str(p) for p in sorted((bench_run.data / "test").rglob("*.jpg"))[:4]]
-    result = measure_memory({"kind": "onnxruntime", "file": str(bench_run.onnx), "precision": "fp32",
+    result = measure_memory({"kind": "runtime", "runtime": "onnxruntime", "file": str(bench_run.onnx),
                              "device": "cpu", "threads": 1, "batch_size": 2, "decode_workers": 1,
                              "loader_workers": 0, "paths": paths})
     assert "error" not in result, result

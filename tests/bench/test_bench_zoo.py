@@ -7,7 +7,7 @@ import json
 from bench_fixtures import bench_run  # noqa: F401 - fixture
 from click.testing import CliRunner
 
-from clfkit.bench.command import bench_cmd
+from clfkit.cli.bench import bench_cmd
 
 from zoo_fixtures import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under,  # noqa: F401
                           make_zoo, no_shell, snapshot)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
-from clfkit.cli import split_cmd
+from clfkit.cli.split import split_cmd
 from conftest import make_labelled_folder, one_error_line
 
 

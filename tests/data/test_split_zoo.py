@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from clfkit.cli import split_cmd
+from clfkit.cli.split import split_cmd
 
 from zoo_fixtures import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under,  # noqa: F401
                           make_zoo, no_shell, shown, snapshot)

@@ -15,11 +15,11 @@ import pytest
 import torch
 from conftest import draw_image, make_labelled_folder, torch_threads
 
-from clfkit.images import load_rgb
-from clfkit.preprocess import preprocess_batch
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import preprocess_batch
 from clfkit.spec import ModelSpec
-from clfkit.train.checkpoint import save_checkpoint
-from clfkit.train.model import Classifier, build_classifier
+from clfkit.artifacts.checkpoint import save_checkpoint
+from clfkit.models.classifier import Classifier, build_classifier
 
 BACKBONE = "timm:test_efficientnet"  # 100k parameters, EfficientNet ops (depthwise, SE, SiLU)
 CLASSES = ("cat", "dog", "owl")  # make_labelled_folder draws class k with colour channel k strongest

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from export_fixtures import fit_head
 
-from clfkit.export.command import export_cmd
-from clfkit.export.sources import list_images
+from clfkit.cli.export import export_cmd
+from clfkit.data.layout import list_images
 from clfkit.spec import ModelSpec
-from clfkit.train.checkpoint import save_checkpoint
-from clfkit.train.model import build_classifier
+from clfkit.artifacts.checkpoint import save_checkpoint
+from clfkit.models.classifier import build_classifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,9 +12,9 @@ import torch
 from click.testing import CliRunner
 from export_fixtures import SPEC, make_model, one_thread, tiny_run  # noqa: F401
 
-from clfkit.export import metadata
-from clfkit.export.command import export_cmd
-from clfkit.train.checkpoint import save_checkpoint
+from clfkit.artifacts import onnx_meta as metadata
+from clfkit.cli.export import export_cmd
+from clfkit.artifacts.checkpoint import save_checkpoint
 from conftest import one_error_line
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from export_fixtures import SPEC, exported, one_thread, tiny_run  # noqa: F401
 
-from clfkit import __version__
+from clfkit.version import __version__
 from clfkit.errors import ClfError
 from clfkit.export.graph import export_model
-from clfkit.preprocess import normalize_batch
+from clfkit.vision.preprocess import normalize_batch
 
 
 def _dims(value_info: onnx.ValueInfoProto) -> list:

@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 from export_fixtures import SPEC, tiny_run  # noqa: F401 - fixture
 
-from clfkit.export.command import export_cmd
-from clfkit.train.checkpoint import read_checkpoint
+from clfkit.cli.export import export_cmd
+from clfkit.artifacts.checkpoint import read_checkpoint
 from conftest import one_error_line
 
 Edit = Callable[[dict[str, Any]], None]

@@ -10,7 +10,7 @@ from conftest import run_without_torch
 from export_fixtures import SPEC, exported, tiny_run  # noqa: F401
 
 from clfkit.errors import ModelError
-from clfkit.export.metadata import parse_metadata, read_metadata
+from clfkit.artifacts.onnx_meta import parse_metadata, read_metadata
 from clfkit.spec import ModelSpec
 
 
@@ -34,7 +34,7 @@ def test_metadata_round_trip_with_onnx_and_onnxruntime(exported, precision):
 def test_read_metadata_does_not_import_torch(exported):
     path = exported[1].files["int8"]
     result = run_without_torch(
-        "from clfkit.export.metadata import read_metadata\n"
+        "from clfkit.artifacts.onnx_meta import read_metadata\n"
         f"m = read_metadata({str(path)!r})\n"
         "print(m.input_format, m.precision, ','.join(m.spec.class_names))\n"
         "import clfkit.export\n"

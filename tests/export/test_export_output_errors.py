@@ -6,7 +6,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from clfkit.export.command import export_cmd
+from clfkit.cli.export import export_cmd
 from conftest import one_error_line
 from export_fixtures import tiny_run  # noqa: F401 - fixture
 from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures

@@ -11,9 +11,9 @@ from export_fixtures import SPEC, exported, tiny_run  # noqa: F401
 
 from clfkit.errors import ClfError
 from clfkit.export.quantize import quantize_int8, variant_path
-from clfkit.export.sources import list_images
-from clfkit.images import load_rgb
-from clfkit.preprocess import normalize_batch, resize_crop
+from clfkit.data.layout import list_images
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import normalize_batch, resize_crop
 
 
 def _pixels(folder: Path, n: int) -> np.ndarray:

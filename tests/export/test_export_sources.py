@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from conftest import make_labelled_folder
 
-from clfkit.export.sources import find_split, generated_images, list_images, load_images
+from clfkit.data.layout import find_split, list_images, load_images
+from clfkit.data.synthetic import generated_images
 
 
 def test_picks_are_round_robin_over_class_folders(tmp_path):

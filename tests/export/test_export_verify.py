@@ -10,9 +10,9 @@ from export_fixtures import SPEC, exported, one_thread, tiny_run  # noqa: F401
 from torch import nn
 
 from clfkit.export import graph
-from clfkit.export.command import export_cmd
+from clfkit.cli.export import export_cmd
 from clfkit.export.graph import export_model
-from clfkit.export.sources import load_images
+from clfkit.data.layout import load_images
 from clfkit.export.verify import verify
 
 

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 from export_fixtures import one_thread, tiny_run  # noqa: F401 - fixtures
 
-from clfkit.export.command import export_cmd
+from clfkit.cli.export import export_cmd
 
 from zoo_fixtures import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under,  # noqa: F401
                           make_zoo, no_shell, snapshot)

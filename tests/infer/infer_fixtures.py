@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from clfkit.export.graph import export_model
-from clfkit.images import load_rgb
-from clfkit.preprocess import stack_views, tta_views
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import stack_views
+from clfkit.vision.tta import tta_views
 from clfkit.spec import ModelSpec
 
 CLASSES = ("cat", "dog", "owl")  # make_labelled_folder draws class k with colour channel k strongest
@@ -62,7 +63,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 
 
 def torch_probs(model: nn.Module, spec: ModelSpec, path: Path, views: int) -> np.ndarray:
-    """The PyTorch side of the parity tests: the same views (clfkit.preprocess.tta_views), softmax, mean."""
+    """The PyTorch side of the parity tests: the same views (clfkit.vision.tta.tta_views), softmax, mean."""
     crops = tta_views(load_rgb(path), spec, max(1, views))
     with torch.no_grad():
         logits = model(torch.from_numpy(stack_views(crops, spec)))  # (V, C)

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from clfkit.export.graph import export_model
-from clfkit.infer import Engine
+from clfkit.runtime import Engine
 from clfkit.spec import ModelSpec
-from clfkit.train.model import build_classifier
+from clfkit.models.classifier import build_classifier
 from infer_fixtures import torch_probs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clfkit.infer.command import EXIT_SOME_FAILED, infer_cmd
+from clfkit.runtime.infer import EXIT_SOME_FAILED
+from clfkit.cli.infer import infer_cmd
 from conftest import draw_image, make_labelled_folder
 from infer_fixtures import tiny  # noqa: F401 - fixture
 

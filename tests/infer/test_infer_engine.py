@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from clfkit.errors import ConfigError, ModelError
-from clfkit.infer import Engine, engine as engine_mod
+from clfkit.runtime import Engine, backend_ort
 from conftest import make_labelled_folder
 from infer_fixtures import tiny, torch_probs  # noqa: F401 - tiny is a fixture
 
@@ -47,7 +47,7 @@ def test_embed_preprocess_variant_gets_uint8_pixels_and_agrees(tiny, photos):
     plain = Engine.from_onnx(tiny.onnx, device="cpu")
     pixels = Engine.from_onnx(tiny.onnx_uint8, device="cpu")
     assert pixels.input_format == "uint8_nhwc"
-    assert pixels.session.get_inputs()[0].type == "tensor(uint8)"
+    assert pixels.backend.input_type == "uint8"
     a = list(plain.predict(photos, tta=3, keep_probs=True))
     b = list(pixels.predict(photos, tta=3, keep_probs=True))
     assert [p.label for p in a] == [p.label for p in b]
@@ -116,7 +116,7 @@ def test_fixed_batch_graph_is_fed_in_chunks(tiny, tmp_path, photos):
 
 # --- providers --------------------------------------------------------------------------------------------
 def _cuda_works() -> bool:
-    return engine_mod._cuda_driver_missing() is None and "CUDAExecutionProvider" in ort.get_available_providers()
+    return backend_ort.cuda_driver_missing() is None and "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 @pytest.mark.skipif(_cuda_works(), reason="this machine has a working CUDA driver")
@@ -145,11 +145,11 @@ _REAL_SESSION = ort.InferenceSession
 @pytest.fixture
 def cuda_looks_available(monkeypatch):
     """Pretend the driver and the CUDA provider exist, while the session silently falls back to CPU."""
-    monkeypatch.setattr(engine_mod, "_cuda_driver_missing", lambda: None)
-    monkeypatch.setattr(engine_mod.ort, "get_available_providers",
+    monkeypatch.setattr(backend_ort, "cuda_driver_missing", lambda: None)
+    monkeypatch.setattr(backend_ort.ort, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(engine_mod.ort, "preload_dlls", lambda *a, **k: None, raising=False)
-    monkeypatch.setattr(engine_mod.ort, "InferenceSession", _SilentCpuFallback)
+    monkeypatch.setattr(backend_ort.ort, "preload_dlls", lambda *a, **k: None, raising=False)
+    monkeypatch.setattr(backend_ort.ort, "InferenceSession", _SilentCpuFallback)
 
 
 def test_cuda_silently_falling_back_to_cpu_is_caught(tiny, cuda_looks_available):
@@ -165,8 +165,8 @@ def test_auto_falls_back_to_cpu_with_one_line(tiny, cuda_looks_available):
 
 
 def test_auto_without_a_driver_says_why(tiny, monkeypatch):
-    monkeypatch.setattr(engine_mod, "_cuda_driver_missing", lambda: "no NVIDIA driver (libcuda.so.1 not found)")
-    monkeypatch.setattr(engine_mod.ort, "get_available_providers",
+    monkeypatch.setattr(backend_ort, "cuda_driver_missing", lambda: "no NVIDIA driver (libcuda.so.1 not found)")
+    monkeypatch.setattr(backend_ort.ort, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     lines: list[str] = []
     engine = Engine.from_onnx(tiny.onnx, device="auto", log=lines.append)
@@ -176,7 +176,7 @@ def test_auto_without_a_driver_says_why(tiny, monkeypatch):
 
 
 def test_cpu_only_onnxruntime_package_is_named(tiny, monkeypatch):
-    monkeypatch.setattr(engine_mod.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(backend_ort.ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     with pytest.raises(ConfigError, match="install `onnxruntime-gpu`"):
         Engine.from_onnx(tiny.onnx, device="cuda")
 
@@ -188,7 +188,7 @@ def test_providers_are_always_passed_explicitly(tiny, monkeypatch):
         seen.append(providers)
         return _REAL_SESSION(path, sess_options=sess_options, providers=providers)
 
-    monkeypatch.setattr(engine_mod.ort, "InferenceSession", spy)
+    monkeypatch.setattr(backend_ort.ort, "InferenceSession", spy)
     Engine.from_onnx(tiny.onnx, device="cpu", threads=2)
     assert seen == [["CPUExecutionProvider"]]
 
@@ -197,7 +197,7 @@ def test_providers_are_always_passed_explicitly(tiny, monkeypatch):
 def test_cuda_is_really_used_when_asked(tiny, photos):
     engine = Engine.from_onnx(tiny.onnx, device="cuda")
     assert engine.provider == "CUDAExecutionProvider"
-    assert engine.session.get_providers()[0] == "CUDAExecutionProvider"
+    assert engine.backend.session.get_providers()[0] == "CUDAExecutionProvider"
     cpu = Engine.from_onnx(tiny.onnx, device="cpu")
     for x, y in zip(engine.predict(photos, tta=4, keep_probs=True), cpu.predict(photos, tta=4, keep_probs=True)):
         np.testing.assert_allclose(x.probs, y.probs, atol=1e-4)

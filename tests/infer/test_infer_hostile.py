@@ -16,8 +16,8 @@ from hostile_files import (HOSTILE_EXTERNAL_DATA, hostile_external_data, relocat
 from infer_fixtures import tiny  # noqa: F401 - fixture
 
 from clfkit.errors import ModelError
-from clfkit.infer import Engine
-from clfkit.infer.command import infer_cmd
+from clfkit.runtime import Engine
+from clfkit.cli.infer import infer_cmd
 from conftest import draw_image, one_error_line
 
 
@@ -166,7 +166,7 @@ def test_a_symbolic_class_dimension_is_checked_on_the_first_run(tiny, tmp_path):
     proto.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "classes"
     onnx.save(proto, str(path))
     engine = Engine.from_onnx(path, device="cpu")
-    assert not isinstance(engine.session.get_outputs()[0].shape[1], int)
+    assert not isinstance(engine.backend.output_shape[1], int)
     with pytest.raises(ModelError, match=r"has shape \[3, 3\] for 3 inputs, but the spec names 4 classes"):
         _probe(engine)
 

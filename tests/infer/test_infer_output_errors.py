@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from fs_fixtures import FULL, REASONS, fill, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
-from clfkit.infer.command import infer_cmd
+from clfkit.cli.infer import infer_cmd
 from conftest import make_labelled_folder, one_error_line
 from infer_fixtures import tiny  # noqa: F401 - fixture
 

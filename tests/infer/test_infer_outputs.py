@@ -8,8 +8,8 @@ import os
 import pytest
 
 from clfkit.errors import ConfigError, OutputError
-from clfkit.infer import Prediction
-from clfkit.infer.outputs import csv_header, finished_paths, open_writer, path_key
+from clfkit.runtime import Prediction
+from clfkit.runtime.writers import csv_header, finished_paths, open_writer, path_key
 from fs_fixtures import full_disk, leftovers, readonly_dir  # noqa: F401 - fixtures
 
 GOOD = Prediction(path="a/cat 1.jpg", label="cat", index=0, prob=0.8123456789,

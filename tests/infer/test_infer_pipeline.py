@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from clfkit.errors import ConfigError
-from clfkit.images import load_rgb
-from clfkit.infer import Engine, Prediction
+from clfkit.vision.images import load_rgb
+from clfkit.runtime import Engine, Prediction
 from conftest import draw_image, make_labelled_folder
 from infer_fixtures import tiny  # noqa: F401 - fixture
 

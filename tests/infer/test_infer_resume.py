@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from clfkit.infer.command import infer_cmd
-from clfkit.infer.outputs import csv_header
+from clfkit.cli.infer import infer_cmd
+from clfkit.runtime.writers import csv_header
 from conftest import make_labelled_folder, sigkill_when
 from infer_fixtures import tiny  # noqa: F401 - fixture
 

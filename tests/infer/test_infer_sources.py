@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clfkit.infer.sources import detect_labelled, expand_paths
+from clfkit.runtime.sources import detect_labelled, expand_paths
 from conftest import draw_image
 
 

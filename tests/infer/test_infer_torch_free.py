@@ -1,4 +1,4 @@
-"""clfkit.infer must work where torch is not installed: import, open an engine, predict, write a report."""
+"""clfkit.runtime must work where torch is not installed: import, open an engine, predict, write a report."""
 from __future__ import annotations
 
 from conftest import make_labelled_folder, assert_runs_without_torch
@@ -10,14 +10,14 @@ def test_infer_imports_and_runs_without_torch(tiny, tmp_path):
     code = f"""
 import json, sys
 from pathlib import Path
-import clfkit.infer, clfkit.infer.command
+import clfkit.runtime, clfkit.cli.infer
 assert "torch" not in sys.modules
-from clfkit.infer import Engine
+from clfkit.runtime import Engine
 engine = Engine.from_onnx({str(tiny.onnx)!r}, device="cpu")
 preds = list(engine.predict(sorted(Path({str(root)!r}).rglob("*.jpg")), tta=3))
 assert [p.label for p in preds] == ["cat", "cat", "dog", "dog", "owl"], preds
 from click.testing import CliRunner
-result = CliRunner().invoke(clfkit.infer.command.infer_cmd, ["-m", {str(tiny.onnx_uint8)!r}, {str(root)!r},
+result = CliRunner().invoke(clfkit.cli.infer.infer_cmd, ["-m", {str(tiny.onnx_uint8)!r}, {str(root)!r},
     "-o", {str(tmp_path / "p.csv")!r}, "--report", {str(tmp_path / "report")!r}, "--visualize", "1", "--tta", "2"])
 assert result.exit_code == 0, result.output
 assert json.loads(Path({str(tmp_path / "report" / "metrics.json")!r}).read_text())["accuracy"] == 1.0

@@ -1,4 +1,4 @@
-"""clfkit.report.figures and clfkit.report.io: PNGs that open, atomic writes, no leaked figures, no torch."""
+"""clfkit.report.figures and clfkit.io: PNGs that open, atomic writes, no leaked figures, no torch."""
 from __future__ import annotations
 
 import csv
@@ -12,7 +12,7 @@ from conftest import assert_runs_without_torch, draw_image
 from PIL import Image
 
 from clfkit.report import figures
-from clfkit.report.io import write_csv_matrix, write_json
+from clfkit.io import write_csv_matrix, write_json
 from clfkit.report.metrics import classification_metrics, confusion_matrix
 
 
@@ -159,7 +159,7 @@ def test_report_imports_without_torch_and_metrics_without_matplotlib():
         "import sys\n"
         "import clfkit.report.metrics\n"
         "assert 'matplotlib' not in sys.modules, 'metrics must stay pure numpy'\n"
-        "import clfkit.report.figures, clfkit.report.io\n"
+        "import clfkit.report.figures, clfkit.io\n"
         "assert 'torch' not in sys.modules\n"
         "import matplotlib\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'figures must not touch pyplot'\n")

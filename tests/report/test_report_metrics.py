@@ -10,16 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clfkit.report.metrics import (
-    classification_metrics,
-    compare_per_class,
-    confusion_matrix,
-    format_metrics_table,
-    log_loss,
-    per_class_table,
-    softmax,
-    topk_accuracy,
-)
+from clfkit.report.metrics import (classification_metrics, compare_per_class, confusion_matrix, format_metrics_table, log_loss, per_class_table, topk_accuracy)
+from clfkit.vision.postprocess import softmax
 
 # y_true supports 3/2/1; cm = [[2,1,0],[0,1,1],[0,0,1]] → precision 1, .5, .5; recall 2/3, .5, 1; F1 .8, .5, 2/3
 Y_TRUE = [0, 0, 0, 1, 1, 2]

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from clfkit.infer.command import infer_cmd
-from clfkit.infer.engine import Engine
+from clfkit.cli.infer import infer_cmd
+from clfkit.runtime.engine import Engine
 from clfkit.serve import ServeConfig, create_app
 from clfkit.serve.app import STATIC
 from serve_fixtures import CLASSES, bomb_png, photos, read_files, tiny, truncated_jpeg  # noqa: F401 - fixtures
@@ -47,7 +47,7 @@ def test_predictions_equal_clf_infer_for_the_same_files(tiny, photos, tmp_path, 
             want = expected[str(path)]
             assert (got["pred"], got["index"], got["tta"]) == (want["pred"], want["index"], tta)
             assert got["prob"] == pytest.approx(want["prob"], abs=1e-6)
-            assert [t["class"] for t in got["topk"]] == [t["label"] for t in want["topk"]]
+            assert [t["label"] for t in got["topk"]] == [t["label"] for t in want["topk"]]
             assert [t["prob"] for t in got["topk"]] == pytest.approx([t["prob"] for t in want["topk"]], abs=1e-6)
             assert got["provider"] == want["provider"] == "CPUExecutionProvider"
 

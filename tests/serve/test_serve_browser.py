@@ -66,7 +66,7 @@ def test_upload_a_photo_and_read_the_prediction_off_the_page(browser, server, ph
     rows = page.locator("#bars li")
     assert rows.count() == len(api["topk"]) == 3
     assert [page.locator("#bars li .bar-label").nth(i).inner_text() for i in range(3)] == \
-        [t["class"] for t in api["topk"]]
+        [t["label"] for t in api["topk"]]
     width = page.eval_on_selector("#bars li .bar-fill", "e => e.getBoundingClientRect().width")
     track = page.eval_on_selector("#bars li .bar-track", "e => e.getBoundingClientRect().width")
     assert width == pytest.approx(track * api["prob"], abs=2)

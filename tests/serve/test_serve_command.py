@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from clfkit.errors import ConfigError
-from clfkit.serve.command import bind_socket, serve_cmd
+from clfkit.serve.server import bind_socket
+from clfkit.cli.serve import serve_cmd
 from clfkit.serve.config import ServeConfig
 from serve_fixtures import tiny  # noqa: F401 - fixture
 from conftest import one_error_line

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from clfkit.infer.engine import Engine
+from clfkit.runtime.engine import Engine
 from clfkit.serve.loadgen import ServerProcess, run_load
 from serve_fixtures import bomb_png, photos, read_files, tiny  # noqa: F401 - fixtures
 

@@ -9,9 +9,9 @@ def test_serve_imports_and_answers_without_torch(tiny, photos):
     code = f"""
 import sys
 from pathlib import Path
-import clfkit.serve, clfkit.serve.command, clfkit.serve.loadgen
+import clfkit.serve, clfkit.serve.server, clfkit.serve.loadgen, clfkit.cli.serve
 from clfkit.serve import ServeConfig, create_app
-from clfkit.infer import Engine
+from clfkit.runtime import Engine
 from fastapi.testclient import TestClient
 engine = Engine.from_onnx({str(tiny.onnx)!r}, device="cpu")
 with TestClient(create_app(engine, ServeConfig(tta=2))) as client:

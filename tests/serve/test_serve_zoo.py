@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from clfkit.infer import Engine
+from clfkit.runtime import Engine
 from clfkit.serve.app import create_app
 from clfkit.serve.config import ServeConfig
 from serve_fixtures import tiny  # noqa: F401 - fixture

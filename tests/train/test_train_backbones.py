@@ -13,16 +13,10 @@ import torch
 from PIL import Image
 
 from clfkit.errors import ConfigError
-from clfkit.preprocess import preprocess
+from clfkit.vision.preprocess import preprocess
 from clfkit.spec import ModelSpec
-from clfkit.train.backbones import (
-    BackboneDefaults,
-    create_backbone,
-    create_imagenet_model,
-    list_packaged,
-    load_state_dict_file,
-    map_by_position,
-)
+from clfkit.models.registry import BackboneDefaults, create_backbone, create_imagenet_model, list_packaged
+from clfkit.models.weights import load_state_dict_file, map_by_position
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -14,7 +14,7 @@ from train_fixtures import one_torch_thread  # noqa: F401 - autouse fixture
 
 from clfkit.data.make_split import make_split
 from clfkit.train.config import TrainConfig
-from clfkit.train.fit import fit
+from clfkit.train.trainer import fit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

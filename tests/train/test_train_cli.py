@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner, Result
 from train_fixtures import TINY, one_torch_thread, tiny_data, tiny_weights  # noqa: F401 - fixtures
 
-from clfkit.cli import train_cmd
+from clfkit.cli.train import train_cmd
 
 FAST = ["--input-size", "32", "--cache-views", "1", "--workers", "0", "--device", "cpu", "--precision", "fp32"]
 

@@ -9,7 +9,7 @@ from conftest import draw_image
 from train_fixtures import corrupt_jpeg
 
 from clfkit.errors import DataError
-from clfkit.train.data import Sample, drop_unreadable, read_split_folders
+from clfkit.data.layout import Sample, drop_unreadable, read_split_folders
 
 
 def _write(root: Path, layout: dict[str, dict[str, int]]) -> Path:

@@ -22,9 +22,9 @@ import torch
 from train_fixtures import TINY, one_torch_thread, tiny_data, tiny_weights  # noqa: F401 - fixtures
 
 from clfkit.spec import ModelSpec
-from clfkit.train.data import read_split_folders
+from clfkit.data.layout import read_split_folders
 from clfkit.train.features import extract_features
-from clfkit.train.model import build_classifier
+from clfkit.models.classifier import build_classifier
 
 SCRIPT = textwrap.dedent('''
     import hashlib, json, os, sys
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent('''
     import torch.distributed as dist
 
     from clfkit.train.config import TrainConfig
-    from clfkit.train.fit import fit
+    from clfkit.train.trainer import fit
 
     data, weights, results = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     common = dict(data=data, backbone="{tiny}", input_size=32, epochs=2, batch_size=3, workers=0, device="cpu",
@@ -106,7 +106,7 @@ def test_finetune_ranks_see_disjoint_shards_and_end_identical(ddp_results: Path,
 @pytest.mark.parametrize("mode", ["finetune", "head"])
 def test_only_rank_0_writes_the_run(ddp_results: Path, mode: str) -> None:
     rank0, rank1 = _ranks(ddp_results, mode)
-    assert rank0["files"] == ["curves", "history", "model", "report"] and rank1["files"] == []
+    assert rank0["files"] == ["curves", "history", "metrics", "model", "report"] and rank1["files"] == []
     run_dir = ddp_results / mode
     assert (run_dir / "model.pt").is_file() and (run_dir / "report" / "metrics.json").is_file()
     assert not list(run_dir.rglob(".*.tmp"))

@@ -8,10 +8,10 @@ import pytest
 import torch
 from train_fixtures import one_torch_thread, tiny_data  # noqa: F401 - fixtures
 
-from clfkit.images import load_rgb
-from clfkit.preprocess import preprocess
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import preprocess
 from clfkit.spec import ModelSpec
-from clfkit.train.data import read_split_folders
+from clfkit.data.layout import read_split_folders
 from clfkit.train.distributed import DistInfo
 from clfkit.train.finetune import make_loader
 
@@ -64,7 +64,7 @@ def test_training_on_the_last_batch_does_not_crash(tiny_data: Path) -> None:
     """The real failure: one finetune epoch where --batch-size leaves a single image for the last step."""
     from clfkit.train.finetune import finetune_epoch
     from clfkit.train.loop import make_criterion, make_optimizer
-    from clfkit.train.model import build_classifier
+    from clfkit.models.classifier import build_classifier
 
     model, _ = build_classifier("timm:resnet10t", 3, pretrained=False)
     samples = read_split_folders(tiny_data).splits["train"]

@@ -26,16 +26,16 @@ from train_fixtures import (  # noqa: F401 - fixtures
     tiny_weights,
 )
 
-from clfkit.artifact import CHECKPOINT_FORMAT, RESUME_FORMAT
+from clfkit.artifacts.checkpoint import CHECKPOINT_FORMAT, RESUME_FORMAT
 from clfkit.errors import ConfigError, DataError
-from clfkit.images import load_rgb
-from clfkit.preprocess import preprocess_batch
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import preprocess_batch
 from clfkit.spec import ModelSpec
 from clfkit.train import loop
-from clfkit.train.checkpoint import load_checkpoint
+from clfkit.models.classifier import load_checkpoint
 from clfkit.train.config import TrainConfig
-from clfkit.train.data import read_split_folders
-from clfkit.train.fit import FitResult, fit
+from clfkit.data.layout import read_split_folders
+from clfkit.train.trainer import FitResult, fit
 from clfkit.train.report import HISTORY_COLUMNS
 
 RUN_FILES = ("model.pt", "last.pt", "spec.json", "config.json", "history.csv", "curves.png")
@@ -93,7 +93,7 @@ def test_head_run_writes_the_run_dir_contract(lite_run: Run) -> None:
     assert saved["metrics"]["val_acc"] == result.metrics["val_acc"]
     assert saved["metrics"]["best_epoch"] == result.best_epoch
     assert saved["metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
-    assert set(result.files) == {"model", "history", "curves", "report"}
+    assert set(result.files) == {"model", "history", "curves", "report", "metrics"}
     assert list((result.run_dir / "cache").glob("features-*.pt"))
 
 
@@ -135,7 +135,7 @@ def test_corrupt_image_is_skipped_and_listed(lite_run: Run) -> None:
 
 @torch.no_grad()
 def test_assembled_model_scores_like_the_head_on_cached_features(lite_run: Run) -> None:
-    """model.pt, rebuilt and fed images through clfkit.preprocess (what export/infer use), gives the val
+    """model.pt, rebuilt and fed images through clfkit.vision.preprocess (what export/infer use), gives the val
     accuracy that training measured on cached features, and (nearly) the same logits."""
     run_dir = lite_run.result.run_dir
     loaded = load_checkpoint(run_dir / "model.pt")
@@ -159,7 +159,7 @@ def test_assembled_model_scores_like_the_head_on_cached_features(lite_run: Run) 
 
 def test_head_mode_leaves_the_backbone_untouched(lite_run: Run) -> None:
     """Frozen and in eval mode: not a single backbone tensor (BatchNorm statistics included) changes."""
-    from clfkit.train.backbones import create_backbone
+    from clfkit.models.registry import create_backbone
 
     pretrained, _, _ = create_backbone("efficientnet_lite0")
     saved = load_checkpoint(lite_run.result.run_dir / "model.pt").model.backbone.state_dict()

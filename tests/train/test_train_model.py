@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from clfkit.errors import ConfigError
-from clfkit.train.backbones import BackboneDefaults
-from clfkit.train.model import HEADS, Classifier, build_classifier, create_head
+from clfkit.models.registry import BackboneDefaults
+from clfkit.models.classifier import HEADS, Classifier, build_classifier, create_head
 
 TINY = "tv:mobilenet_v3_small"
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
 
-from clfkit.cli import train_cmd
-from clfkit.train.checkpoint import load_checkpoint
+from clfkit.cli.train import train_cmd
+from clfkit.models.classifier import load_checkpoint
 from train_fixtures import TINY, one_torch_thread, split_data  # noqa: F401 - fixture
 from conftest import one_error_line
 

@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from conftest import sigkill_when
 from train_fixtures import TINY, one_torch_thread, tiny_data  # noqa: F401 - fixtures
 
-from clfkit.cli import train_cmd
-from clfkit.images import load_rgb
-from clfkit.preprocess import preprocess
-from clfkit.train.checkpoint import load_checkpoint
-from clfkit.train.data import read_split_folders
+from clfkit.cli.train import train_cmd
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import preprocess
+from clfkit.models.classifier import load_checkpoint
+from clfkit.data.layout import read_split_folders
 
 EPOCHS = 6
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from conftest import make_labelled_folder
 from train_fixtures import TINY, one_torch_thread, tiny_weights  # noqa: F401 - fixtures
 
-from clfkit.cli import train_cmd
-from clfkit.train.checkpoint import read_checkpoint
+from clfkit.cli.train import train_cmd
+from clfkit.artifacts.checkpoint import read_checkpoint
 
 from zoo_fixtures import (ZOO_CLASSES, assert_not_named, assert_one_line_per_bad_file,  # noqa: F401
                           assert_written_only_under, make_zoo, no_shell, snapshot)

@@ -70,7 +70,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A resnet10t backbone state dict (random init, seeded) to pass as --weights."""
     import torch
 
-    from clfkit.train.backbones import create_backbone
+    from clfkit.models.registry import create_backbone
 
     torch.manual_seed(0)
     backbone, _, _ = create_backbone(TINY, pretrained=False)

@@ -7,22 +7,14 @@
 :mod:`~clfkit.bench.timing` (the pure timing harness), :mod:`~clfkit.bench.baseline` (the PyTorch baseline),
 :mod:`~clfkit.bench.backends` (one interface over both), :mod:`~clfkit.bench.memory` (peak RSS in a child
 process), :mod:`~clfkit.bench.summary` (ratios and targets), :mod:`~clfkit.bench.run` (``run_bench``),
-:mod:`~clfkit.bench.report` (writers), :mod:`~clfkit.bench.command` (``clf-bench``).  Importing this package
+:mod:`~clfkit.bench.report` (writers); ``clf-bench`` is :mod:`clfkit.cli.bench`.  Importing this package
 is cheap; torch loads when a benchmark runs.
 """
 from __future__ import annotations
 
-from typing import Any
+from clfkit._lazy import lazy_attributes
 
 __all__ = ["BenchConfig", "run_bench", "write_report", "time_fn", "Timing"]
-
-_WHERE = {"BenchConfig": "run", "run_bench": "run", "write_report": "report", "time_fn": "timing",
-          "Timing": "timing"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f"clfkit.bench.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'clfkit.bench' has no attribute {name!r}")
+_LAZY = {"BenchConfig": "clfkit.bench.run", "run_bench": "clfkit.bench.run", "write_report": "clfkit.bench.report",
+         "time_fn": "clfkit.bench.timing", "Timing": "clfkit.bench.timing"}
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -1,25 +1,26 @@
-"""The backends a benchmark compares, behind one small interface: a model-only call on a prepared batch, and a
-timed pass over a folder of images (decode → preprocess → model → probabilities).
+"""What a benchmark compares, behind one protocol: a model-only call on a prepared batch, a timed pass over a
+folder of images (decode → preprocess → model → probabilities), and how to rebuild itself in a child process
+for the memory probe.
 
-* ``pytorch fp32`` / ``pytorch bf16`` (CPU autocast) / ``pytorch fp16`` (CUDA AMP): :mod:`clfkit.bench.baseline`.
-* ``onnxruntime <precision>``: :class:`clfkit.infer.Engine`, end to end through :meth:`Engine.predict` (decode
-  threads overlapping the model), i.e. exactly what ``clf-infer`` runs.  On CUDA the model-only timing binds
-  input and output to GPU memory (IO binding) so host↔device copies are not counted as model time.
+* :class:`RuntimeBackend` — a clfkit :class:`~clfkit.runtime.engine.Engine` (any runtime), end to end through
+  :meth:`Engine.predict` (decode threads overlapping the model), i.e. exactly what ``clf-infer`` runs.  On
+  CUDA the model-only call keeps input and output in GPU memory (the runtime's ``model_call``).
+* The PyTorch ways (eager fp32 — the baseline — and its autocast variants): :mod:`clfkit.bench.baseline`.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from clfkit.errors import ImageError
-from clfkit.preprocess import normalize_batch
+from clfkit.runtime.engine import Engine
 from clfkit.spec import ModelSpec
 
-__all__ = ["FolderRun", "Backend", "ort_backend", "torch_backend", "ort_folder_run"]
+__all__ = ["FolderRun", "BenchBackend", "RuntimeBackend", "describe_backend", "runtime_backend", "engine_folder_run"]
 
 Call = Callable[[], Any]
 
@@ -33,72 +34,36 @@ class FolderRun:
     seconds: float
 
 
-@dataclass
-class Backend:
-    name: str  # "pytorch fp32", "onnxruntime int8", …
-    kind: str  # "pytorch" or "onnxruntime"
+class BenchBackend(Protocol):
+    name: str  # "pytorch fp32", "onnxruntime int8", …: the row label
+    kind: str  # "pytorch" or "runtime": how the memory probe rebuilds it
     precision: str  # fp32 / bf16 / fp16 / int8
-    file: Path  # the model file this backend loads (model.pt or .onnx)
-    input_format: str = "float32_nchw"
-    provider: str = ""  # what actually runs it: "CPUExecutionProvider", "torch cpu", …
-    providers: list[str] = field(default_factory=list)  # onnxruntime's full active provider list
-    handle: Any = None  # the Engine or TorchModel
+    file: Path  # the model file it loads (model.pt or .onnx)
+    input_format: str
+    provider: str  # what actually runs it: "CPUExecutionProvider", "torch cpu", …
 
-    @property
-    def is_baseline(self) -> bool:
-        return self.kind == "pytorch" and self.precision == "fp32"
-
-    def describe(self) -> dict[str, Any]:
-        size = self.file.stat().st_size if self.file.is_file() else None
-        return {"name": self.name, "kind": self.kind, "precision": self.precision, "file": str(self.file),
-                "file_mb": round(size / 2**20, 3) if size is not None else None,
-                "input_format": self.input_format, "provider": self.provider, "providers": self.providers}
+    def describe(self) -> dict[str, Any]: ...
 
     def model_call(self, views: np.ndarray, spec: ModelSpec) -> tuple[Call, Call | None]:
         """A zero-argument model call on ``views`` (uint8 (B, H, W, 3) crops, prepared here once, outside the
         timing) and the sync function to call after it (CUDA), or None."""
-        if self.kind == "pytorch":
-            import torch
-
-            runner = self.handle
-            batch = torch.from_numpy(normalize_batch(views, spec)).to(runner.device)
-            return (lambda: runner(batch)), runner.sync_fn
-        engine = self.handle
-        prepared = engine.prepare(views)
-        if engine.device == "cuda":
-            return _iobinding_call(engine, prepared), None
-        return (lambda: engine.run(prepared)), None
 
     def folder_run(self, paths: Sequence[Path], spec: ModelSpec, *, batch_size: int, tta: int,
-                   decode_workers: int | None, loader_workers: int, seed: int = 0) -> FolderRun:
-        if self.kind == "pytorch":
-            from clfkit.bench.baseline import torch_folder_run
+                   decode_workers: int | None, loader_workers: int, seed: int = 0) -> FolderRun: ...
 
-            return torch_folder_run(self.handle, paths, spec, batch_size=batch_size, tta=tta,
-                                    workers=loader_workers, seed=seed)
-        return ort_folder_run(self.handle, paths, batch_size=batch_size, tta=tta, workers=decode_workers, seed=seed)
+    def memory_job(self) -> dict[str, Any]:
+        """What :mod:`clfkit.bench.memory` needs to load this backend again in a fresh process."""
 
 
-def _iobinding_call(engine: Any, prepared: np.ndarray) -> Call:
-    """Model-only call on CUDA with input and output already in GPU memory.  ``run_with_iobinding`` returns
-    after the CUDA stream has finished, so no extra synchronisation is needed."""
-    import onnxruntime as ort
-
-    session = engine.session
-    binding = session.io_binding()
-    device_input = ort.OrtValue.ortvalue_from_numpy(prepared, "cuda", 0)
-    binding.bind_ortvalue_input(engine.input_name, device_input)
-    binding.bind_output(engine.output_name, "cuda", 0)
-
-    def call() -> None:
-        session.run_with_iobinding(binding)
-
-    call.keep_alive = device_input  # type: ignore[attr-defined]  # the bound buffer must outlive the binding
-    return call
+def describe_backend(backend: BenchBackend, **extra: Any) -> dict[str, Any]:
+    size = backend.file.stat().st_size if backend.file.is_file() else None
+    return {"name": backend.name, "kind": backend.kind, "precision": backend.precision, "file": str(backend.file),
+            "file_mb": round(size / 2**20, 3) if size is not None else None,
+            "input_format": backend.input_format, "provider": backend.provider, **extra}
 
 
-def ort_folder_run(engine: Any, paths: Sequence[Path], *, batch_size: int, tta: int, workers: int | None,
-                   seed: int = 0) -> FolderRun:
+def engine_folder_run(engine: Engine, paths: Sequence[Path], *, batch_size: int, tta: int, workers: int | None,
+                      seed: int = 0) -> FolderRun:
     """One pass of :meth:`Engine.predict` over ``paths`` (what ``clf-infer`` does), timed like the baseline."""
     start = time.perf_counter()
     probs, probs0 = [], []
@@ -115,25 +80,53 @@ def ort_folder_run(engine: Any, paths: Sequence[Path], *, batch_size: int, tta: 
                      seconds=seconds)
 
 
-def torch_backend(model: Any, checkpoint: Path, precision: str, device: str) -> Backend:
-    from clfkit.bench.baseline import TorchModel
+@dataclass
+class RuntimeBackend:
+    """A clfkit runtime running an exported file, as ``clf-infer`` runs it."""
 
-    runner = TorchModel(model, precision, device)
-    label = {"fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 amp"}[precision]
-    return Backend(name=f"pytorch {label}", kind="pytorch", precision=precision, file=Path(checkpoint),
-                   provider=f"torch {device}", handle=runner)
+    name: str
+    engine: Engine
+    file: Path
+    threads: int
+    kind: str = "runtime"
+
+    @property
+    def precision(self) -> str:
+        return self.engine.precision
+
+    @property
+    def input_format(self) -> str:
+        return self.engine.input_format
+
+    @property
+    def provider(self) -> str:
+        return self.engine.provider
+
+    def describe(self) -> dict[str, Any]:
+        return describe_backend(self, runtime=self.engine.runtime, providers=list(self.engine.backend.providers))
+
+    def model_call(self, views: np.ndarray, spec: ModelSpec) -> tuple[Call, Call | None]:
+        return self.engine.backend.model_call(self.engine.prepare(views)), None
+
+    def folder_run(self, paths: Sequence[Path], spec: ModelSpec, *, batch_size: int, tta: int,
+                   decode_workers: int | None, loader_workers: int, seed: int = 0) -> FolderRun:
+        return engine_folder_run(self.engine, paths, batch_size=batch_size, tta=tta, workers=decode_workers,
+                                 seed=seed)
+
+    def memory_job(self) -> dict[str, Any]:
+        return {"kind": self.kind, "file": str(self.file), "runtime": self.engine.runtime,
+                "device": self.engine.device, "threads": self.threads}
 
 
-def ort_backend(path: Path, device: str, threads: int, log: Callable[[str], None], taken: set[str]) -> Backend:
-    from clfkit.infer.engine import Engine
-
-    engine = Engine.from_onnx(path, device=device, threads=threads, log=log)
-    name = f"onnxruntime {engine.precision}" + (" uint8-in" if engine.input_format == "uint8_nhwc" else "")
+def runtime_backend(path: Path, device: str, threads: int, log: Callable[[str], None], taken: set[str],
+                    runtime: str = "onnxruntime") -> RuntimeBackend:
+    """Open ``path`` with ``runtime``; the row is named after the runtime and the file's variant, numbered when
+    two files of the same kind are compared."""
+    engine = Engine.from_onnx(path, device=device, threads=threads, runtime=runtime, log=log)
+    name = f"{engine.runtime} {engine.precision}" + (" uint8-in" if engine.input_format == "uint8_nhwc" else "")
     base, n = name, 2
     while name in taken:  # two files of the same kind (e.g. two int8 recipes): keep both, numbered
         name = f"{base} #{n}"
         n += 1
     taken.add(name)
-    return Backend(name=name, kind="onnxruntime", precision=engine.precision, file=Path(path),
-                   input_format=engine.input_format, provider=engine.provider,
-                   providers=list(engine.session.get_providers()), handle=engine)
+    return RuntimeBackend(name=name, engine=engine, file=Path(path), threads=threads)

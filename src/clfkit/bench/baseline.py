@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,13 +28,15 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-from clfkit.bench.backends import FolderRun
-from clfkit.images import load_rgb
-from clfkit.preprocess import stack_views, tta_views
-from clfkit.report.metrics import softmax
+from clfkit.bench.backends import FolderRun, describe_backend
 from clfkit.spec import ModelSpec
+from clfkit.vision.images import load_rgb
+from clfkit.vision.postprocess import mean_of_views, softmax
+from clfkit.vision.preprocess import normalize_batch, stack_views
+from clfkit.vision.tta import tta_views
 
-__all__ = ["TORCH_PRECISIONS", "build_transform", "FolderDataset", "TorchModel", "torch_folder_run"]
+__all__ = ["TORCH_PRECISIONS", "build_transform", "FolderDataset", "TorchModel", "torch_folder_run", "TorchBackend",
+           "torch_backend"]
 
 TORCH_PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -119,9 +122,49 @@ def torch_folder_run(runner: TorchModel, paths: Sequence[Path], spec: ModelSpec,
             batch = batch.reshape(-1, *batch.shape[2:])
         logits = runner(batch).cpu().numpy()
         probs = softmax(logits).reshape(-1, views, spec.num_classes)  # (B, V, C)
-        out.append(probs.mean(axis=1, dtype=np.float64).astype(np.float32))
+        out.append(mean_of_views(probs))
         out0.append(probs[:, 0])
     seconds = time.perf_counter() - start
     empty = np.zeros((0, spec.num_classes), np.float32)
     return FolderRun(probs=np.concatenate(out) if out else empty,
                      probs_no_tta=np.concatenate(out0) if out0 else empty, seconds=seconds)
+
+
+@dataclass
+class TorchBackend:
+    """A PyTorch way of running the checkpoint, as a :class:`~clfkit.bench.backends.BenchBackend`."""
+
+    name: str
+    runner: TorchModel
+    file: Path  # the checkpoint
+    kind: str = "pytorch"
+    input_format: str = "float32_nchw"
+
+    @property
+    def precision(self) -> str:
+        return self.runner.precision
+
+    @property
+    def provider(self) -> str:
+        return f"torch {self.runner.device.type}"
+
+    def describe(self) -> dict[str, Any]:
+        return describe_backend(self, providers=[self.provider])
+
+    def model_call(self, views: np.ndarray, spec: ModelSpec) -> tuple[Any, Any]:
+        batch = torch.from_numpy(normalize_batch(views, spec)).to(self.runner.device)
+        return (lambda: self.runner(batch)), self.runner.sync_fn
+
+    def folder_run(self, paths: Sequence[Path], spec: ModelSpec, *, batch_size: int, tta: int,
+                   decode_workers: int | None, loader_workers: int, seed: int = 0) -> FolderRun:
+        return torch_folder_run(self.runner, paths, spec, batch_size=batch_size, tta=tta, workers=loader_workers,
+                                seed=seed)
+
+    def memory_job(self) -> dict[str, Any]:
+        return {"kind": self.kind, "file": str(self.file), "precision": self.precision,
+                "device": self.runner.device.type}
+
+
+def torch_backend(model: torch.nn.Module, checkpoint: Path, precision: str, device: str) -> TorchBackend:
+    label = {"fp32": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 amp"}[precision]
+    return TorchBackend(name=f"pytorch {label}", runner=TorchModel(model, precision, device), file=Path(checkpoint))

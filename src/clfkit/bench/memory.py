@@ -3,7 +3,7 @@
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is a per-process high-water mark that never goes down, so in
 the benchmark's own process (which holds torch, onnxruntime and every model at once) it says nothing about a
 single backend.  Each backend is therefore run in a child process that imports only what that backend needs
-(an onnxruntime child never imports torch, as a deployed ``clf-infer`` would not), loads the model and runs the
+(a runtime child never imports torch, as a deployed ``clf-infer`` would not), loads the model and runs the
 end-to-end path over a few batches of the evaluation images.  Reported per backend:
 
 * ``peak_rss_mb``      the child's peak resident set size: interpreter + libraries + model + one run;
@@ -58,19 +58,19 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
     paths = [Path(p) for p in job["paths"]]
     threads, device, batch = int(job["threads"]), job["device"], int(job["batch_size"])
     result: dict[str, Any] = {}
-    if job["kind"] == "onnxruntime":
-        from clfkit.bench.backends import ort_folder_run
-        from clfkit.infer.engine import Engine
+    if job["kind"] == "runtime":
+        from clfkit.bench.backends import engine_folder_run
+        from clfkit.runtime.engine import Engine
 
         result["imports_rss_mb"] = current_rss_mb()
-        engine = Engine.from_onnx(job["file"], device=device, threads=threads)
-        ort_folder_run(engine, paths, batch_size=batch, tta=0, workers=job.get("decode_workers"))
+        engine = Engine.from_onnx(job["file"], device=device, threads=threads, runtime=job["runtime"])
+        engine_folder_run(engine, paths, batch_size=batch, tta=0, workers=job.get("decode_workers"))
         result["torch_imported"] = "torch" in sys.modules
     else:
         import torch
 
         from clfkit.bench.baseline import TorchModel, torch_folder_run
-        from clfkit.train.checkpoint import load_checkpoint
+        from clfkit.models.classifier import load_checkpoint
 
         torch.set_num_threads(threads)
         result["imports_rss_mb"] = current_rss_mb()

@@ -6,13 +6,11 @@ only, so a report can be re-rendered from a saved ``results.json``.
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from clfkit.artifact import atomic_path
-from clfkit.report.io import write_json
+from clfkit.io import write_csv, write_json, write_text
 
 __all__ = ["write_report", "render_markdown", "csv_rows", "throughput_rows", "REPORT_FILES"]
 
@@ -38,13 +36,7 @@ def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: "" if row.get(k) is None else _csv_value(row[k]) for k in fields})
-    return path
+    return write_csv(path, fields, (["" if row.get(k) is None else _csv_value(row[k]) for k in fields] for row in rows))
 
 
 def _csv_value(value: Any) -> Any:
@@ -67,9 +59,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict
         "latency.png": plot_latency(results.get("latency", []), out / "latency.png"),
         "throughput.png": plot_throughput(throughput_rows(results), out / "throughput.png"),
     }
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(render_markdown(results), encoding="utf-8")
-    files["report.md"] = out / "report.md"
+    files["report.md"] = write_text(render_markdown(results), out / "report.md")
     return files
 
 

@@ -24,17 +24,24 @@ from typing import Any, Callable
 
 import numpy as np
 
-from clfkit.bench.backends import Backend, FolderRun, ort_backend, torch_backend
+from clfkit.bench.backends import (
+    BenchBackend,
+    FolderRun,
+    RuntimeBackend,
+    runtime_backend,
+)
 from clfkit.bench.env import environment, load_average, usable_cores
-from clfkit.bench.summary import BASELINE, accuracy_row, summarize
+from clfkit.bench.summary import accuracy_row, summarize
 from clfkit.bench.timing import MIN_RUNS, MIN_SECONDS, WARMUP, time_fn
+from clfkit.data.layout import evaluation_folder
 from clfkit.data.scan import class_dirs, iter_image_files
 from clfkit.errors import ConfigError, DataError, ImageError, printable
-from clfkit.images import load_rgb
+from clfkit.io import to_jsonable
 from clfkit.parallel import ordered_map
-from clfkit.preprocess import resize_crop, tta_view_names
-from clfkit.report.io import to_jsonable
 from clfkit.spec import ModelSpec
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import resize_crop
+from clfkit.vision.tta import tta_view_names
 
 __all__ = ["SCHEMA", "BenchConfig", "EvalSet", "eval_set", "run_bench"]
 
@@ -79,9 +86,11 @@ class BenchConfig:
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
         for flag, value in (("--threads", self.threads), ("--e2e-batch-size", self.e2e_batch_size),
-                            ("--max-images", self.max_images), ("--workers", self.decode_workers)):
+                            ("--max-images", self.max_images)):
             if value is not None and value < 1:
                 raise ConfigError(f"{flag} must be at least 1, got {value}")
+        if self.decode_workers is not None and self.decode_workers < 0:
+            raise ConfigError(f"--workers must be >= 0, got {self.decode_workers}")
         if self.loader_workers is not None and self.loader_workers < 0:
             raise ConfigError(f"--loader-workers must be >= 0, got {self.loader_workers}")
         if self.e2e_repeats < 1:
@@ -144,12 +153,7 @@ def _readable(path: Path) -> str | None:
 def eval_set(data: Path, class_names: tuple[str, ...], *, max_images: int | None = None,
              workers: int | None = None) -> EvalSet:
     """The labelled evaluation images (see the module docstring), each decoded once to drop unreadable ones."""
-    data = Path(data)
-    folder, split = data, None
-    if (data / "train").is_dir() and (data / "test").is_dir():
-        folder, split = data / "test", "test"
-    elif (data / "train").is_dir() and (data / "val").is_dir():
-        folder, split = data / "val", "val"
+    folder, split = evaluation_folder(Path(data))
     dirs, _ = class_dirs(folder)
     index = {name: i for i, name in enumerate(class_names)}
     known = [d for d in dirs if d.name in index]
@@ -177,37 +181,51 @@ def _sample_views(evalset: EvalSet, spec: ModelSpec, count: int) -> np.ndarray:
     return np.stack([crops[i % len(crops)] for i in range(count)])
 
 
-def _load_backends(config: BenchConfig, log: Log) -> tuple[ModelSpec, list[Backend]]:
+@dataclass
+class Backends:
+    """The compared backends, with the two every ratio is taken against named, not found by position."""
+
+    all: list[BenchBackend]
+    baseline: BenchBackend  # PyTorch eager fp32: the original pipeline's way
+    reference: BenchBackend  # the plain fp32 export on the runtime, as clf-infer runs it
+    int8: BenchBackend | None = None
+
+
+def _load_backends(config: BenchConfig, log: Log) -> tuple[ModelSpec, Backends]:
     import torch
 
-    from clfkit.train.checkpoint import load_checkpoint
+    from clfkit.bench.baseline import torch_backend
+    from clfkit.models.classifier import load_checkpoint
 
     if config.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
     loaded = load_checkpoint(config.checkpoint)
     spec = loaded.spec
     low = "fp16" if config.device == "cuda" else "bf16"
-    backends = [torch_backend(loaded.model, config.checkpoint, "fp32", config.device),
-                torch_backend(loaded.model, config.checkpoint, low, config.device)]
+    baseline = torch_backend(loaded.model, config.checkpoint, "fp32", config.device)
+    backends: list[BenchBackend] = [baseline, torch_backend(loaded.model, config.checkpoint, low, config.device)]
     taken: set[str] = set()
+    opened: dict[Path, RuntimeBackend] = {}
     for path in (config.onnx, config.int8, *config.variants):
         if path is None:
             continue
-        backend = ort_backend(path, config.device, config.num_threads, log, taken)
-        if backend.handle.spec != spec:
+        backend = runtime_backend(path, config.device, config.num_threads, log, taken)
+        if backend.engine.spec != spec:
             raise ConfigError(f"{path} was not exported from {config.checkpoint}: its spec (classes, sizes or "
                               "normalization) differs; export it again with clf-export")
         backends.append(backend)
-    if config.int8 is not None and backends[3].precision != "int8":
-        raise ConfigError(f"--int8 {config.int8} is a {backends[3].precision} model; pass the .int8.onnx file "
+        opened.setdefault(path, backend)
+    reference, int8 = opened[config.onnx], opened.get(config.int8) if config.int8 is not None else None
+    if int8 is not None and int8.precision != "int8":
+        raise ConfigError(f"--int8 {config.int8} is a {int8.precision} model; pass the .int8.onnx file "
                           "clf-export --int8 wrote")
-    if backends[2].precision != "fp32" or backends[2].input_format != "float32_nchw":
-        raise ConfigError(f"MODEL {config.onnx} must be the plain fp32 export (it is {backends[2].precision}, "
-                          f"{backends[2].input_format}); pass variants with --int8 / --variant")
-    return spec, backends
+    if reference.precision != "fp32" or reference.input_format != "float32_nchw":
+        raise ConfigError(f"MODEL {config.onnx} must be the plain fp32 export (it is {reference.precision}, "
+                          f"{reference.input_format}); pass variants with --int8 / --variant")
+    return spec, Backends(backends, baseline=baseline, reference=reference, int8=int8)
 
 
-def _latency(backends: list[Backend], views: np.ndarray, spec: ModelSpec, config: BenchConfig,
+def _latency(backends: list[BenchBackend], views: np.ndarray, spec: ModelSpec, config: BenchConfig,
              log: Log) -> list[dict[str, Any]]:
     rows = []
     for batch_size in config.batch_sizes:  # batch size outer: load drift on a busy machine hits every backend
@@ -222,7 +240,7 @@ def _latency(backends: list[Backend], views: np.ndarray, spec: ModelSpec, config
     return rows
 
 
-def _e2e_row(backend: Backend, tta: int, run: FolderRun, seconds: list[float], evalset: EvalSet,
+def _e2e_row(backend: BenchBackend, tta: int, run: FolderRun, seconds: list[float], evalset: EvalSet,
              reference: FolderRun | None, batch_size: int) -> dict[str, Any]:
     n = len(evalset.paths)
     rates = [n / s for s in seconds]
@@ -236,8 +254,8 @@ def _e2e_row(backend: Backend, tta: int, run: FolderRun, seconds: list[float], e
     return row
 
 
-def _e2e(backends: list[Backend], evalset: EvalSet, spec: ModelSpec, config: BenchConfig,
-         log: Log) -> list[dict[str, Any]]:
+def _e2e(backends: list[BenchBackend], baseline: BenchBackend, evalset: EvalSet, spec: ModelSpec,
+         config: BenchConfig, log: Log) -> list[dict[str, Any]]:
     """End-to-end passes.  Without TTA (the throughput the targets use) every backend makes ``e2e_repeats``
     passes, interleaved (pass 1 of every backend, then pass 2, …) so load changes on a shared machine hit all
     backends alike; images/s is the median pass.  Each TTA setting gets one pass (for its accuracy)."""
@@ -253,7 +271,7 @@ def _e2e(backends: list[Backend], evalset: EvalSet, spec: ModelSpec, config: Ben
                                          loader_workers=config.num_loader_workers, seed=config.seed)
                 runs.setdefault(backend.name, run)
                 seconds[backend.name].append(run.seconds)
-        reference = runs.get(BASELINE)
+        reference = runs.get(baseline.name)
         for backend in backends:
             row = _e2e_row(backend, tta, runs[backend.name], seconds[backend.name], evalset, reference,
                            config.e2e_batch)
@@ -264,7 +282,7 @@ def _e2e(backends: list[Backend], evalset: EvalSet, spec: ModelSpec, config: Ben
     return rows
 
 
-def _memory(backends: list[Backend], evalset: EvalSet, config: BenchConfig, log: Log) -> list[dict[str, Any]]:
+def _memory(backends: list[BenchBackend], evalset: EvalSet, config: BenchConfig, log: Log) -> list[dict[str, Any]]:
     from clfkit.bench.memory import measure_memory
 
     count = min(len(evalset.paths), MEMORY_BATCHES * config.e2e_batch)
@@ -272,8 +290,7 @@ def _memory(backends: list[Backend], evalset: EvalSet, config: BenchConfig, log:
     paths = [str(evalset.paths[i]) for i in picks]
     rows = []
     for backend in backends:
-        job = {"kind": backend.kind, "file": str(backend.file), "precision": backend.precision,
-               "device": config.device, "threads": config.num_threads, "batch_size": config.e2e_batch,
+        job = {**backend.memory_job(), "threads": config.num_threads, "batch_size": config.e2e_batch,
                "decode_workers": config.decode_workers, "loader_workers": config.num_loader_workers, "paths": paths}
         result = measure_memory(job)
         rows.append({"backend": backend.name, **result})
@@ -292,7 +309,8 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        spec, backends = _load_backends(config, log)
+        spec, loaded = _load_backends(config, log)
+        backends = loaded.all
         evalset = eval_set(config.data, spec.class_names, max_images=config.max_images,
                            workers=config.decode_workers)
         for skipped in evalset.skipped:
@@ -301,7 +319,7 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
             + ", ".join(f"{b.name} ({b.provider})" for b in backends))
         views = _sample_views(evalset, spec, max(config.batch_sizes))
         latency = _latency(backends, views, spec, config, log)
-        e2e = _e2e(backends, evalset, spec, config, log)
+        e2e = _e2e(backends, loaded.baseline, evalset, spec, config, log)
         memory = _memory(backends, evalset, config, log) if config.memory else []
     finally:
         torch.set_num_threads(previous_threads)
@@ -309,11 +327,11 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
     env.update(threads=threads, torch_threads=threads, ort_intra_op_threads=threads,
                decode_workers=config.decode_workers, loader_workers=config.num_loader_workers,
                load_average_start=load_start, load_average_end=load_average(),
-               providers={b.name: (b.providers or [b.provider]) for b in backends})
-    int8_name = backends[3].name if config.int8 is not None else None
+               providers={b.name: b.describe()["providers"] for b in backends})
     return to_jsonable({
         "schema": SCHEMA,
-        **summarize(latency, e2e, e2e_batch_size=config.e2e_batch, int8=int8_name),
+        **summarize(latency, e2e, e2e_batch_size=config.e2e_batch, baseline=loaded.baseline.name,
+                    reference=loaded.reference.name, int8=loaded.int8.name if loaded.int8 else None),
         "config": config.to_dict(),
         "environment": env,
         "spec": spec.to_dict(),

@@ -62,12 +62,12 @@ def _met(value: float | None, threshold: float) -> bool | None:
     return None if value is None else value >= threshold
 
 
-def _int8_verdict(latency: Sequence[Row], e2e: Sequence[Row], int8: str) -> dict[str, Any] | None:
-    fp32_e2e, int8_e2e = find_row(e2e, backend=REFERENCE, tta=0), find_row(e2e, backend=int8, tta=0)
+def _int8_verdict(latency: Sequence[Row], e2e: Sequence[Row], int8: str, reference: str) -> dict[str, Any] | None:
+    fp32_e2e, int8_e2e = find_row(e2e, backend=reference, tta=0), find_row(e2e, backend=int8, tta=0)
     if int8_e2e is None or fp32_e2e is None:
         return None
     e2e_speedup = ratio(int8_e2e.get("images_per_s"), fp32_e2e.get("images_per_s"))
-    b1_fp32, b1_int8 = find_row(latency, backend=REFERENCE, batch_size=1), find_row(latency, backend=int8, batch_size=1)
+    b1_fp32, b1_int8 = find_row(latency, backend=reference, batch_size=1), find_row(latency, backend=int8, batch_size=1)
     b1_speedup = ratio(b1_fp32 and b1_fp32.get("p50_ms"), b1_int8 and b1_int8.get("p50_ms"))
     loss = (fp32_e2e["top1"] - int8_e2e["top1"]) * 100.0
     faster = e2e_speedup is not None and e2e_speedup > 1.0 and (b1_speedup is None or b1_speedup > 1.0)
@@ -90,34 +90,34 @@ def _int8_verdict(latency: Sequence[Row], e2e: Sequence[Row], int8: str) -> dict
             "reason": reason}
 
 
-def summarize(latency: Sequence[Row], e2e: Sequence[Row], *, e2e_batch_size: int,
-              int8: str | None = "onnxruntime int8") -> dict[str, Any]:
+def summarize(latency: Sequence[Row], e2e: Sequence[Row], *, e2e_batch_size: int, baseline: str = BASELINE,
+              reference: str = REFERENCE, int8: str | None = "onnxruntime int8") -> dict[str, Any]:
     """The headline ratios, the int8 verdict and the list of targets with met / missed / not measured."""
-    base_e2e, ref_e2e = find_row(e2e, backend=BASELINE, tta=0), find_row(e2e, backend=REFERENCE, tta=0)
+    base_e2e, ref_e2e = find_row(e2e, backend=baseline, tta=0), find_row(e2e, backend=reference, tta=0)
     speedup_e2e = ratio(ref_e2e and ref_e2e.get("images_per_s"), base_e2e and base_e2e.get("images_per_s"))
-    base_b1, ref_b1 = find_row(latency, backend=BASELINE, batch_size=1), find_row(latency, backend=REFERENCE,
+    base_b1, ref_b1 = find_row(latency, backend=baseline, batch_size=1), find_row(latency, backend=reference,
                                                                                    batch_size=1)
     speedup_b1 = ratio(base_b1 and base_b1.get("p50_ms"), ref_b1 and ref_b1.get("p50_ms"))
-    ref_model = find_row(latency, backend=REFERENCE, batch_size=e2e_batch_size)
+    ref_model = find_row(latency, backend=reference, batch_size=e2e_batch_size)
     # Not a target, but it keeps the baseline honest: how much of the end-to-end gain is the model itself.
-    base_model = find_row(latency, backend=BASELINE, batch_size=e2e_batch_size)
+    base_model = find_row(latency, backend=baseline, batch_size=e2e_batch_size)
     speedup_vs_base_model = ratio(ref_e2e and ref_e2e.get("images_per_s"),
                                   base_model and base_model.get("images_per_s"))
     e2e_over_model = ratio(ref_e2e and ref_e2e.get("images_per_s"), ref_model and ref_model.get("images_per_s"))
     targets = [
-        _target("e2e_speedup", f"{REFERENCE} end-to-end images/s >= {TARGET_E2E_SPEEDUP:g}x the PyTorch baseline",
+        _target("e2e_speedup", f"{reference} end-to-end images/s >= {TARGET_E2E_SPEEDUP:g}x the PyTorch baseline",
                 speedup_e2e, TARGET_E2E_SPEEDUP, _met(speedup_e2e, TARGET_E2E_SPEEDUP),
                 f"{_fmt(ref_e2e, 'images_per_s')} vs {_fmt(base_e2e, 'images_per_s')} images/s"),
         _target("latency_b1_speedup", f"batch-1 p50 latency >= {TARGET_LATENCY_B1_SPEEDUP:g}x lower than PyTorch fp32",
                 speedup_b1, TARGET_LATENCY_B1_SPEEDUP, _met(speedup_b1, TARGET_LATENCY_B1_SPEEDUP),
                 f"{_fmt(base_b1, 'p50_ms')} ms vs {_fmt(ref_b1, 'p50_ms')} ms"),
         _target("e2e_over_model_only",
-                f"{REFERENCE} end to end >= {TARGET_E2E_OVER_MODEL:.0%} of its model-only throughput at batch "
+                f"{reference} end to end >= {TARGET_E2E_OVER_MODEL:.0%} of its model-only throughput at batch "
                 f"{e2e_batch_size} (decode hidden behind compute)",
                 e2e_over_model, TARGET_E2E_OVER_MODEL, _met(e2e_over_model, TARGET_E2E_OVER_MODEL),
                 f"{_fmt(ref_e2e, 'images_per_s')} vs {_fmt(ref_model, 'images_per_s')} images/s"),
     ]
-    verdict = _int8_verdict(latency, e2e, int8) if int8 else None
+    verdict = _int8_verdict(latency, e2e, int8, reference) if int8 else None
     if verdict is not None:
         targets.append(_target(
             "int8", f"int8 faster than fp32 with <= {INT8_MAX_LOSS_POINTS:g} point top-1 loss (else not recommended)",

@@ -5,24 +5,29 @@ copied with ``os.link``/``shutil`` — never through a shell, so a file named ``
 """
 from __future__ import annotations
 
-import csv
 import errno
 import hashlib
 import io
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from tqdm.auto import tqdm
 
 from clfkit.data.scan import iter_labelled
-from clfkit.data.split import SPLITS, FileRecord, cross_class_duplicates, plan_split, validate_fractions
+from clfkit.data.split import (
+    SPLITS,
+    FileRecord,
+    cross_class_duplicates,
+    plan_split,
+    validate_fractions,
+)
 from clfkit.errors import ConfigError, DataError, ImageError, OutputError, printable
-from clfkit.images import load_rgb
+from clfkit.io import write_csv, write_json
 from clfkit.parallel import ordered_map
+from clfkit.vision.images import load_rgb
 
 __all__ = ["LINK_MODES", "SplitResult", "inspect_file", "make_split", "format_summary", "OUTPUT_NAMES"]
 
@@ -107,16 +112,6 @@ def _place(src: Path, dst: Path, mode: str) -> bool:
                 raise
     shutil.copyfile(src, dst)
     return mode == "hardlink"
-
-
-def _write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[object]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    # backslashreplace: quarantine.csv must still be able to name a file whose name is not valid UTF-8.
-    with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def make_split(
@@ -216,10 +211,10 @@ def _write_split(src: Path, partial: Path, records: list[FileRecord],
              plan[(r.class_name, r.relpath)], r.sha256, r.width, r.height, f"{r.class_name}/{r.relpath}")
             for r in records)
     dups = [[f"{r.class_name}/{r.relpath}" for r in group] for group in cross_class_duplicates(records).values()]
-    _write_csv(partial / "manifest.csv", MANIFEST_COLUMNS, rows)
-    _write_csv(partial / "quarantine.csv", ("source", "class", "reason"), sorted(quarantined))
+    write_csv(partial / "manifest.csv", MANIFEST_COLUMNS, rows)
+    write_csv(partial / "quarantine.csv", ("source", "class", "reason"), sorted(quarantined))
     meta = {**meta, "counts": counts, "quarantined": len(quarantined), "cross_class_duplicates": dups}
-    (partial / "split.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_json(meta, partial / "split.json")
     return counts, fallbacks, dups
 
 

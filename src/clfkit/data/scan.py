@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from clfkit.errors import DataError
-from clfkit.images import is_hidden, is_image_name
+from clfkit.vision.images import is_hidden, is_image_name
 
 __all__ = ["LabelledFolder", "iter_image_files", "scan_labelled", "iter_labelled", "class_dirs"]
 

@@ -5,7 +5,6 @@ graph is always written and verified, and the int8/fp16 variants are derived fro
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +13,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from clfkit import __version__
-from clfkit.artifact import atomic_path, check_writable
+from clfkit.data.layout import ImageSet, find_split, list_images, load_images
+from clfkit.data.synthetic import generated_images
 from clfkit.errors import CheckpointError, ConfigError, printable
 from clfkit.export.graph import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, export_model
 from clfkit.export.quantize import convert_fp16, quantize_int8, variant_path
-from clfkit.export.sources import ImageSet, find_split, generated_images, list_images, load_images
 from clfkit.export.verify import VerifyReport, verify
-from clfkit.train.checkpoint import LoadedCheckpoint, load_checkpoint
+from clfkit.io import check_writable, write_json
+from clfkit.models.classifier import LoadedCheckpoint, load_checkpoint
+from clfkit.version import __version__
 
 __all__ = ["ExportResult", "export_checkpoint", "verify_json_path", "VERIFY_IMAGES", "CALIBRATION_IMAGES",
            "BATCH_SIZES"]
@@ -162,6 +162,4 @@ def _write_report(result: ExportResult, checkpoint: Path, out: Path, images: Ima
         "batch_sizes": list(batch_sizes),
         "reports": [r.to_dict() for r in result.reports],
     }
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return write_json(data, path)

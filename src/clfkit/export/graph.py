@@ -4,7 +4,7 @@ The graph: input ``images`` float32 (batch, 3, H, W) normalized as the spec says
 ``embed_preprocess``, uint8 (batch, H, W, 3) pixels already resized and cropped); output ``logits``
 (batch, num_classes).  Exported with the TorchScript exporter (``dynamo=False``), which gives a plain opset-17
 graph that every ONNX runtime runs.  H and W are fixed by the spec, which lets run-time "SAME" padding become
-constants folded into the Convs (1.2-1.9x faster fp32 for EfficientNet-Lite, and the reason int8 is fast).
+constants folded into the Convs (faster fp32, and the reason int8 is fast: benchmarks/results/design-choices.md).
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from clfkit.artifact import INPUT_NAME, OUTPUT_NAME
+from clfkit.artifacts.onnx_meta import INPUT_NAME, OUTPUT_NAME, save_onnx
 from clfkit.errors import ClfError
-from clfkit.export.metadata import save_onnx
 from clfkit.export.simplify import simplify
 from clfkit.spec import ModelSpec
 

@@ -13,26 +13,21 @@ import numpy as np
 import onnx
 from PIL import Image
 
-from clfkit.artifact import INPUT_NAME
+from clfkit.artifacts.onnx_meta import INPUT_NAME, read_metadata, save_onnx
 from clfkit.errors import ClfError, ImageError, printable
-from clfkit.export.metadata import read_metadata, save_onnx
 from clfkit.export.simplify import drop_unused_opsets
-from clfkit.images import load_rgb
-from clfkit.preprocess import normalize_batch, resize_crop
 from clfkit.spec import ModelSpec
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import normalize_batch, resize_crop
 
 __all__ = ["INT8_SETTINGS", "calibration_reader", "quantize_int8", "convert_fp16", "variant_path"]
 
 ImageLike = Union[Image.Image, Path, str]
 
-# Static QDQ quantization, measured on a Sapphire Rapids CPU (VNNI/AMX, 2 threads) with EfficientNet-Lite0 on the
-# boats photos (/tmp/int8/FINDINGS.md and the export report).  What makes it fast is mostly the graph it starts
-# from (graph.py + simplify.py): constant TF-"SAME" padding folded into the Convs, so every Conv becomes one
-# QLinearConv.  uint8 activations / int8 weights is the only pair MLAS has fast (VNNI) kernels for: int8
-# activations leave fp32 Convs wrapped in Q/DQ + Transposes, uint8 weights ran 4x slower than fp32.
-# Per-channel weights: per-tensor lost 9 points on the verify images (depthwise kernels differ per channel by
-# orders of magnitude) for no speed gain.  MinMax: Percentile calibration took 6x longer and agreed no better
-# (97.6 vs 98.4 % top-1 agreement with fp32 on 369 held-out photos).  Kept internal: no CLI flag per knob.
+# Static QDQ quantization.  uint8 activations / int8 weights: the pair MLAS has fast (VNNI) kernels for; the
+# other pairs leave fp32 Convs wrapped in Q/DQ.  Per-channel weights: depthwise kernels differ per channel by
+# orders of magnitude, so one scale per tensor loses accuracy.  MinMax calibration: cheaper than Percentile and as
+# good.  The measurements are in benchmarks/results/design-choices.md.  Kept internal: no CLI flag per knob.
 INT8_SETTINGS: dict[str, Any] = {
     "quant_format": "QDQ",
     "activation_type": "QUInt8",
@@ -108,7 +103,12 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[ImageLi
     Runs ``quant_pre_process`` (symbolic shape inference + onnxruntime graph optimizations) first, as
     onnxruntime recommends, then ``quantize_static`` with :data:`INT8_SETTINGS`.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration:

@@ -16,11 +16,10 @@ import onnxruntime as ort
 import torch
 from PIL import Image
 
-from clfkit.artifact import INPUT_NAME
+from clfkit.artifacts.onnx_meta import INPUT_NAME, read_metadata
 from clfkit.errors import ModelError
-from clfkit.export.metadata import read_metadata
-from clfkit.preprocess import normalize_batch, resize_crop
 from clfkit.spec import ModelSpec
+from clfkit.vision.preprocess import normalize_batch, resize_crop
 
 __all__ = ["BatchResult", "VerifyReport", "MIN_AGREEMENT", "verify", "softmax"]
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from PIL import Image
 
-from clfkit.report.io import atomic_path
+from clfkit.io import atomic_path
 from clfkit.report.metrics import per_class_table
 
 __all__ = [

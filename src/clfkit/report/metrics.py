@@ -24,7 +24,6 @@ __all__ = [
     "confusion_matrix",
     "classification_metrics",
     "topk_accuracy",
-    "softmax",
     "log_loss",
     "per_class_table",
     "format_metrics_table",
@@ -97,14 +96,6 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> 
     yt, yp = _pair(y_true, y_pred, num_classes)
     flat = np.bincount(yt * num_classes + yp, minlength=num_classes * num_classes)
     return flat.reshape(num_classes, num_classes).astype(np.int64)
-
-
-def softmax(logits: ArrayLike, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax: computed in float64 after subtracting the max, returned as float32."""
-    x = np.asarray(logits, dtype=np.float64)
-    x = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(x)
-    return (e / np.sum(e, axis=axis, keepdims=True)).astype(np.float32)
 
 
 def topk_accuracy(probs: ArrayLike, y_true: ArrayLike, k: int) -> float:

@@ -1,4 +1,4 @@
 """``python -m clfkit.serve`` = ``clf-serve``."""
-from clfkit.serve.command import serve_cmd
+from clfkit.cli.serve import serve_cmd
 
 serve_cmd(prog_name="clf-serve")

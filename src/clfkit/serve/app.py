@@ -17,16 +17,23 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
-import clfkit
 from clfkit.errors import ImageError, ModelError, printable
-from clfkit.infer.engine import Engine
+from clfkit.runtime.engine import Engine
 from clfkit.serve.batcher import BatcherClosed
 from clfkit.serve.config import ServeConfig
 from clfkit.serve.docs import ASSETS_URL, docs_page, swagger_assets
 from clfkit.serve.predictor import Predictor
-from clfkit.serve.schemas import (BATCH_BODY, ERRORS, PREDICT_BODY, BatchOut, HealthOut, ModelOut,
-                                  PredictionOut)
+from clfkit.serve.schemas import (
+    BATCH_BODY,
+    ERRORS,
+    PREDICT_BODY,
+    BatchOut,
+    HealthOut,
+    ModelOut,
+    PredictionOut,
+)
 from clfkit.serve.uploads import ApiError, Upload, read_images
+from clfkit.version import __version__
 
 __all__ = ["DESCRIPTION", "STATIC", "create_app"]
 
@@ -72,7 +79,7 @@ def create_app(engine: Engine, config: ServeConfig | None = None) -> FastAPI:
         finally:
             await predictor.close()
 
-    app = FastAPI(title=f"clf-serve: {engine.path.name}", version=clfkit.__version__, description=DESCRIPTION,
+    app = FastAPI(title=f"clf-serve: {engine.path.name}", version=__version__, description=DESCRIPTION,
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.predictor = predictor
 

@@ -1,11 +1,12 @@
-"""Image bytes → prediction, the same numbers as ``clf-infer``, with requests batched together.  No torch import.
+"""Image bytes → prediction, the same numbers and the same record as ``clf-infer``, with requests batched
+together.  No torch import.
 
 Per request, in the decode thread pool: :func:`decode_views` (``load_rgb`` → ``tta_views`` → ``engine.prepare``)
 gives the model input of one image, (V, ...) for V views.  Per batch, in the one model thread:
-:func:`mean_probs` runs the inputs of every request of the batch as ONE model call and returns each request's
-softmax averaged over its views, with the functions :func:`clfkit.infer.pipeline.predict` uses (same views,
-same seed), so a photo gets the probabilities ``clf-infer`` writes; ``tests/serve/test_serve_app.py`` holds
-them to 1e-6.
+:func:`batch_view_probs` runs the inputs of every request of the batch as ONE model call, with the functions
+:func:`clfkit.runtime.pipeline.predict` uses (same views, same seed); each request's answer is then
+:func:`clfkit.runtime.records.make_prediction` → :func:`~clfkit.runtime.records.prediction_record`, the row
+``clf-infer`` writes for the same photo (``tests/serve/test_serve_app.py`` holds them to 1e-6).
 """
 from __future__ import annotations
 
@@ -15,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from clfkit.images import load_rgb
-from clfkit.infer.engine import Engine
-from clfkit.infer.outputs import DIGITS
-from clfkit.infer.pipeline import mean_of_views, prepared_views, topk_of, view_probs
 from clfkit.parallel import default_workers
-from clfkit.preprocess import tta_view_names
+from clfkit.runtime.engine import Engine
+from clfkit.runtime.pipeline import prepared_views, view_probs
+from clfkit.runtime.records import Prediction, make_prediction, prediction_record
 from clfkit.serve.batcher import MicroBatcher
 from clfkit.serve.config import ServeConfig
+from clfkit.vision.images import load_rgb
+from clfkit.vision.tta import tta_view_names
 
-__all__ = ["Predictor", "decode_views", "mean_probs", "prediction_json"]
+__all__ = ["Predictor", "decode_views", "batch_view_probs", "response_body"]
 
 
 
@@ -35,21 +36,17 @@ def decode_views(engine: Engine, data: bytes, views: int, seed: int = 0) -> np.n
     return prepared_views(engine, load_rgb(data), views, seed)
 
 
-def mean_probs(engine: Engine, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """One model call for the inputs of several images (each (V, ...), same V) → float32 (C,) per image."""
-    return [mean_of_views(p) for p in view_probs(engine, inputs)]
+def batch_view_probs(engine: Engine, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """One model call for the inputs of several images (each (V, ...), same V) → (V, C) probabilities each."""
+    return list(view_probs(engine, inputs))
 
 
-def prediction_json(probs: np.ndarray, class_names: tuple[str, ...], topk: int) -> dict[str, Any]:
-    """The response body of one image: ``pred``, ``index``, ``prob`` and ``topk`` [{class, prob}]."""
-    index = int(np.argmax(probs))
-    return {
-        "pred": class_names[index],
-        "index": index,
-        "prob": round(float(probs[index]), DIGITS),
-        "topk": [{"class": name, "prob": round(p, DIGITS)}
-                 for name, p in topk_of(probs, class_names, min(topk, len(class_names)))],
-    }
+def response_body(pred: Prediction, provider: str, tta: int) -> dict[str, Any]:
+    """The JSON answer for one image: the prediction record without ``path`` and ``error`` (a failed upload is
+    an HTTP error instead), plus the TTA count."""
+    record = prediction_record(pred, provider)
+    del record["path"], record["error"]
+    return {**record, "tta": tta}
 
 
 class Predictor:
@@ -63,7 +60,7 @@ class Predictor:
         # One model thread: batches run one after another, and requests arriving meanwhile form the next one.
         self._model_thread = ThreadPoolExecutor(1, thread_name_prefix="clf-serve-model")
         self.batcher: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
-            lambda inputs: mean_probs(engine, inputs), max_batch=config.max_batch,
+            lambda inputs: batch_view_probs(engine, inputs), max_batch=config.max_batch,
             max_wait_s=config.max_wait_ms / 1000, executor=self._model_thread)
 
     def start(self) -> None:
@@ -79,11 +76,10 @@ class Predictor:
         loop = asyncio.get_running_loop()
         inputs = await loop.run_in_executor(self._decode_pool, decode_views, self.engine, data,
                                             self.config.views, self.config.seed)
-        probs = await self.batcher.submit(inputs)
-        body = prediction_json(probs, self.engine.spec.class_names, self.config.topk)
-        body["tta"] = self.config.tta
-        body["provider"] = self.engine.provider
-        return body
+        probs = await self.batcher.submit(inputs)  # (V, C)
+        spec = self.engine.spec
+        pred = make_prediction("", probs, spec.class_names, min(self.config.topk, spec.num_classes))
+        return response_body(pred, self.engine.provider, self.config.tta)
 
     def describe(self) -> dict[str, Any]:
         """GET /model: what runs, where, and how requests are batched."""

@@ -14,7 +14,7 @@ __all__ = ["ClassProb", "PredictionOut", "FileResult", "BatchOut", "ErrorOut", "
 
 
 class ClassProb(BaseModel):
-    class_: str = Field(alias="class", description="Class name")
+    label: str = Field(description="Class name")
     prob: float = Field(description="Probability (softmax, averaged over the TTA views), 6 decimals")
 
 

@@ -1,27 +1,13 @@
-"""Training: backbones, the classifier head, the two training paths, checkpoints and run reports.
+"""Training: the config, the run (``fit``), the two training paths, their epochs and the run reports.
 
-``clfkit.train.fit(config)`` trains and writes a run folder; ``clfkit.train.load_checkpoint(path)`` rebuilds
-the trained model from its ``model.pt``.
+``clfkit.train.fit(TrainConfig(...))`` trains and writes a run folder; rebuilding the trained model from its
+``model.pt`` is :func:`clfkit.models.classifier.load_checkpoint`.  Importing this package is cheap; torch
+loads when ``fit`` is first used.
 """
 from __future__ import annotations
 
-from typing import Any
+from clfkit._lazy import lazy_attributes
 
-__all__ = ["fit", "load_checkpoint", "TrainConfig", "FitResult"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: `import clfkit.train.config` must not pay for torch/timm imports it does not need.
-    if name in ("fit", "FitResult"):
-        from clfkit.train import fit as _fit
-
-        return getattr(_fit, name)
-    if name == "load_checkpoint":
-        from clfkit.train.checkpoint import load_checkpoint
-
-        return load_checkpoint
-    if name == "TrainConfig":
-        from clfkit.train.config import TrainConfig
-
-        return TrainConfig
-    raise AttributeError(name)
+__all__ = ["fit", "FitResult", "TrainConfig"]
+_LAZY = {"fit": "clfkit.train.trainer", "FitResult": "clfkit.train.trainer", "TrainConfig": "clfkit.train.config"}
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -1,5 +1,5 @@
 """``python -m clfkit.train`` = clf-train; lets ``torchrun --nproc-per-node N -m clfkit.train DATA`` work."""
-from clfkit.cli import train_cmd
+from clfkit.cli.train import train_cmd
 
 if __name__ == "__main__":
     train_cmd(prog_name="clf-train")

@@ -1,8 +1,9 @@
 """TrainConfig: every clf-train option in one validated dataclass.
 
-Errors name the flag and the fix, so the CLI can print them as they are.  Defaults are the ones measured to
-beat the original pipeline on the boats photos on a 2-core CPU (see benchmarks/results/train_boats.md):
-frozen EfficientNet-Lite2 features over a few cached views + a linear head.
+Errors name the flag and the fix, so the CLI can print them as they are.  Each field that is a clf-train option
+carries its help text here, and the CLI builds its options from these fields (one place for every default).
+The default recipe: frozen EfficientNet-Lite2 features over a few cached views + a linear head (its results:
+benchmarks/results/train_boats.md).
 """
 from __future__ import annotations
 
@@ -10,18 +11,18 @@ import dataclasses
 import difflib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from clfkit.devices import DEVICES
 from clfkit.errors import ConfigError
+from clfkit.models.names import HEADS
 
-__all__ = ["TrainConfig", "MODES", "OPTIMIZERS", "HEADS", "DEVICES", "PRECISIONS"]
+__all__ = ["TrainConfig", "MODES", "OPTIMIZERS", "PRECISIONS", "CLASS_WEIGHTS", "option_help"]
 
 MODES = ("head", "finetune")
 OPTIMIZERS = ("adamw", "adam", "sgd")
-HEADS = ("linear", "mlp")
-DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLASS_WEIGHTS = ("auto", "none")
 # Per-mode defaults applied when the user leaves the option unset (None).
@@ -38,35 +39,53 @@ def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{flag} must be one of {', '.join(choices)}, got {value!r}.{hint}")
 
 
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    """A TrainConfig field that is also a clf-train option: ``help`` (``{defaults}`` becomes the per-mode
+    defaults) and click settings (``flag``, ``choices``, ``show_default``) in its metadata; the CLI builds its
+    options from these, so every default is written here once."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+def _mode_defaults(key: str) -> str:
+    return ", ".join(f"{mode}: {values[key]:g}" for mode, values in _MODE_DEFAULTS.items())
+
+
 @dataclass
 class TrainConfig:
-    data: Path = Path("data")
-    out: Path | None = None
-    auto_split: bool = False
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    backbone: str = "efficientnet_lite2"
-    pretrained: bool = True
-    weights: Path | None = None
-    mode: str = "head"
-    head: str = "linear"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    optimizer: str = "adamw"
-    patience: int = 10
-    label_smoothing: float = 0.1
-    class_weights: str = "none"
-    cache_views: int = 3
-    input_size: int | None = None
-    warmup_epochs: int = 1
-    backbone_lr_scale: float = 0.1
-    device: str = "auto"
-    precision: str = "auto"
-    workers: int | None = None
-    seed: int = 0
-    resume: Path | None = None
+    data: Path = Path("data")  # the CLI's DATA argument
+    out: Path | None = _option(None, "Run folder (default: a new folder under runs/).")
+    auto_split: bool = _option(False, "DATA is a plain class-per-folder directory: split it first (seeded, "
+                                      "stratified; the split and its manifest go into RUN_DIR/data).", show_default=False)
+    val_fraction: float = _option(0.15, "With --auto-split: fraction of each class for validation.", flag="--val")
+    test_fraction: float = _option(0.15, "With --auto-split: fraction of each class for the test split.", flag="--test")
+    backbone: str = _option("efficientnet_lite2", "efficientnet_lite0/1/2 (packaged ImageNet weights, offline), "
+                                                  "tv:<torchvision name> or timm:<timm name> (downloaded).")
+    pretrained: bool = _option(True, "Start from the backbone's pretrained weights.", flag="--pretrained/--no-pretrained")
+    weights: Path | None = _option(None, "Backbone state dict file to start from.")
+    mode: str = _option("head", "head: frozen backbone, cached features (fast on CPU); finetune: train everything.",
+                        choices=MODES)
+    head: str = _option("linear", "Classifier head on the pooled features.", choices=HEADS)
+    epochs: int | None = _option(None, "Maximum epochs [{defaults}].")
+    batch_size: int | None = _option(None, "[{defaults}] (cached features in head mode, images in finetune).")
+    lr: float | None = _option(None, "Peak learning rate [{defaults}].")
+    weight_decay: float | None = _option(None, "[{defaults}]")
+    optimizer: str = _option("adamw", "Optimizer.", choices=OPTIMIZERS)
+    patience: int = _option(10, "Stop after this many epochs without a lower validation loss (0: never).")
+    label_smoothing: float = _option(0.1, "Label smoothing of the cross-entropy loss.")
+    class_weights: str = _option("none", "auto: weight the loss by inverse class frequency (favours rare classes; "
+                                         "see benchmarks/results/train_boats.md).", choices=CLASS_WEIGHTS)
+    cache_views: int = _option(3, "head mode: views per training image (center, flip, then random views).")
+    input_size: int | None = _option(None, "Train at another resolution than the backbone's.")
+    warmup_epochs: int = _option(1, "finetune: epochs of linear learning-rate warm-up.")
+    backbone_lr_scale: float = _option(0.1, "finetune: the backbone's learning rate as a fraction of the head's.")
+    device: str = _option("auto", "Where to train (auto: CUDA when PyTorch sees one).", choices=DEVICES)
+    precision: str = _option("auto", "auto: bf16 autocast where the hardware has it, fp16 on older GPUs, else "
+                                     "fp32.", choices=PRECISIONS)
+    workers: int | None = _option(None, "Images decoded in parallel: threads for the feature cache, DataLoader "
+                                        "processes in finetune (default: what the machine's cores allow).")
+    seed: int = _option(0, "Random seed (split, views, initialisation, order).")
+    resume: Path | None = _option(None, "Continue the run in this RUN_DIR from its last completed epoch (other "
+                                        "options are ignored).")
 
     def __post_init__(self) -> None:
         for name in ("data", "out", "weights", "resume"):
@@ -133,3 +152,9 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training options in config: {', '.join(unknown)}")
         return cls(**dict(data))
+
+
+def option_help(f: dataclasses.Field) -> str:
+    """A field's help text for ``clf-train --help``, with its per-mode defaults filled in."""
+    text = f.metadata["help"]
+    return text.replace("{defaults}", _mode_defaults(f.name)) if "{defaults}" in text else text

@@ -1,6 +1,7 @@
 """Frozen-backbone features, computed once and cached: what makes ``--mode head`` train in seconds on a CPU.
 
-Training images get K views (center, horizontal flip, then seeded random resized crops); val and test get
+Training images get K views (center, horizontal flip, then seeded views of the one training augmentation,
+:mod:`clfkit.vision.augment`); val and test get
 the center view only, computed in float32 exactly as the exported model will see them, so the head's
 validation score on cached features is the assembled model's score.  Decoding runs in a thread pool while
 the backbone works on the previous batch.
@@ -9,45 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
+from clfkit.data.layout import Sample
 from clfkit.errors import ImageError
-from clfkit.images import load_rgb
 from clfkit.parallel import batched, ordered_map
-from clfkit.preprocess import normalize_batch, random_view, resize_crop
 from clfkit.spec import ModelSpec
-from clfkit.train.data import Sample
+from clfkit.train.device import autocast
+from clfkit.vision.augment import TRAIN, training_views
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import normalize_batch
 
-__all__ = ["cache_views", "extract_features", "feature_cache_key", "autocast", "FeatureStats"]
-
-
-def autocast(device: torch.device, precision: str) -> ContextManager:
-    """Autocast context for a resolved precision ("fp32", "bf16", "fp16")."""
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def cache_views(image: Image.Image, spec: ModelSpec, k: int, key: str) -> list[np.ndarray]:
-    """``k`` uint8 (S, S, 3) training views: center, mirror, then random resized crops seeded by ``key``."""
-    center = resize_crop(image, spec)
-    views = [center]
-    if k > 1:
-        views.append(np.ascontiguousarray(center[:, ::-1]))
-    for j in range(2, k):
-        view = random_view(image, spec, random.Random(f"clfkit-cache:{key}:{j}"))
-        views.append(np.asarray(view, dtype=np.uint8))
-    return views
+__all__ = ["extract_features", "feature_cache_key", "FeatureStats"]
 
 
 class FeatureStats:
@@ -84,7 +64,7 @@ def extract_features(
             image = load_rgb(sample.path)
         except ImageError as exc:
             return exc
-        return cache_views(image, spec, views, f"{seed}:{sample.path.name}")
+        return training_views(image, spec, views, f"{seed}:{sample.path.name}")
 
     feats: list[np.ndarray] = []
     ok: list[bool] = []
@@ -105,7 +85,7 @@ def extract_features(
                     pixels.extend(result)
             if pixels:
                 x = torch.from_numpy(normalize_batch(np.stack(pixels), spec)).to(device)  # (B*V, 3, S, S)
-                if device.type == "cuda":  # on CPU channels_last made bf16 autocast ~1.6x slower (measured)
+                if device.type == "cuda":  # on a CPU channels_last slows bf16 autocast (design-choices.md)
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast(device, precision):
                     f = model.features(x)
@@ -142,7 +122,7 @@ def feature_cache_key(spec: ModelSpec, backbone_id: dict, splits: dict[str, Sequ
     """A digest of everything the cached features depend on: file contents, labels, spec, backbone, views."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"spec": spec.to_dict(), "backbone": backbone_id, "views": views, "seed": seed,
-                              "precision": precision}, sort_keys=True).encode())
+                              "precision": precision, "augment": TRAIN.to_dict()}, sort_keys=True).encode())
     for split in sorted(splits):
         for sample in splits[split]:
             digest.update(f"{split}\0{sample.label}\0{sample.path.name}\0".encode())

@@ -1,44 +1,43 @@
 """``--mode finetune``: the whole network trains on augmented images (the GPU path; slow on a CPU).
 
-Augmentations are the original pipeline's (RandomResizedCrop, rotation, ColorJitter, horizontal flip), built
-with torchvision transforms v2 from the ModelSpec; evaluation uses :func:`clfkit.preprocess.preprocess`, the
-same code the exported model is served with.
+Training images go through the one training augmentation (:data:`clfkit.vision.augment.TRAIN`: random resized
+crop, flip, rotation, colour jitter — the same views head mode caches); evaluation uses
+:func:`clfkit.vision.preprocess.preprocess`, the same code the exported model is served with.
 """
 from __future__ import annotations
 
+import random
 import time
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
 
+from clfkit.data.layout import Sample
 from clfkit.errors import ImageError
-from clfkit.images import load_rgb
-from clfkit.preprocess import preprocess
 from clfkit.spec import ModelSpec
-from clfkit.train.data import Sample
+from clfkit.train.device import autocast
 from clfkit.train.distributed import DistInfo, all_reduce_sum, sync_buffers
-from clfkit.train.features import autocast
 from clfkit.train.loop import lr_at, set_lr
+from clfkit.vision.augment import TRAIN, augment
+from clfkit.vision.images import load_rgb
+from clfkit.vision.preprocess import normalize, preprocess
 
 __all__ = ["train_transform", "ImageDataset", "make_loader", "finetune_epoch", "evaluate_loader"]
 
 
-def train_transform(spec: ModelSpec) -> v2.Compose:
-    interpolation = InterpolationMode(spec.interpolation)
-    return v2.Compose([
-        v2.ToImage(),
-        v2.RandomResizedCrop(spec.input_size, scale=(0.5, 1.0), interpolation=interpolation, antialias=True),
-        v2.RandomRotation(15, interpolation=InterpolationMode.BILINEAR),
-        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
-        v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(list(spec.mean), list(spec.std)),
-    ])
+def train_transform(spec: ModelSpec) -> Callable[[Image.Image], torch.Tensor]:
+    """RGB image → an augmented, normalized (3, S, S) tensor.  The view's parameters come from torch's random
+    generator, which the DataLoader seeds per worker and epoch, so a run is reproducible for a given seed."""
+    def transform(image: Image.Image) -> torch.Tensor:
+        rng = random.Random(int(torch.randint(0, 2**62, ())))
+        view = np.asarray(augment(image, spec, rng, TRAIN).convert("RGB"), dtype=np.uint8)
+        return torch.from_numpy(normalize(view, spec))
+
+    return transform
 
 
 class ImageDataset(Dataset):

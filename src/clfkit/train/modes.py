@@ -17,12 +17,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clfkit.artifact import RESUME_FORMAT
+from clfkit.artifacts.checkpoint import (
+    CHECKPOINT_VERSION,
+    RESUME_FORMAT,
+    save_checkpoint,
+    save_state,
+)
+from clfkit.data.layout import SplitData
 from clfkit.spec import ModelSpec
 from clfkit.train import loop
-from clfkit.train.checkpoint import CHECKPOINT_VERSION, save_checkpoint, save_state
 from clfkit.train.config import TrainConfig
-from clfkit.train.data import SplitData
 from clfkit.train.distributed import DistInfo, gather_objects
 from clfkit.train.features import FeatureStats, extract_features, feature_cache_key
 from clfkit.train.report import write_history

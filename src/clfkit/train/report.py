@@ -1,18 +1,16 @@
 """Run-folder reports: history.csv + curves.png, and the test report (metrics, confusion matrix, figures)."""
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from clfkit.artifact import atomic_path
+from clfkit.io import write_csv, write_csv_matrix, write_json
 from clfkit.report.figures import plot_confusion_matrix, plot_curves, plot_per_class
-from clfkit.report.io import write_csv_matrix, write_json
-from clfkit.report.metrics import classification_metrics, confusion_matrix, softmax
+from clfkit.report.metrics import classification_metrics, confusion_matrix
 from clfkit.spec import ModelSpec
+from clfkit.vision.postprocess import softmax
 
 __all__ = ["HISTORY_COLUMNS", "write_history", "write_test_report"]
 
@@ -20,12 +18,7 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "l
 
 
 def write_history(run_dir: Path, history: Sequence[Mapping[str, Any]], curves: bool = True) -> dict[str, Path]:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    with atomic_path(run_dir / "history.csv") as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
+    write_csv(run_dir / "history.csv", HISTORY_COLUMNS, ([row.get(c, "") for c in HISTORY_COLUMNS] for row in history))
     files = {"history": run_dir / "history.csv"}
     if curves and history:
         files["curves"] = plot_curves(list(history), run_dir / "curves.png")

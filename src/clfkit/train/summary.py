@@ -1,7 +1,7 @@
 """The one-screen summary clf-train prints at the end."""
 from __future__ import annotations
 
-from clfkit.train.fit import FitResult
+from clfkit.train.trainer import FitResult
 
 __all__ = ["format_fit_summary"]
 

@@ -49,7 +49,7 @@ async function loadModel() {
 function showPrediction(result) {
   $("pred").textContent = result.pred;
   $("pred-prob").textContent = percent(result.prob);
-  $("bars").replaceChildren(...result.topk.map(({ class: name, prob }) => {
+  $("bars").replaceChildren(...result.topk.map(({ label: name, prob }) => {
     const row = document.createElement("li");
     const label = document.createElement("span");
     label.className = "bar-label";

@@ -1,0 +1,119 @@
+"""``clf-infer``: the thin click layer over :func:`clfkit.runtime.infer.run_infer`.  No torch import."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from clfkit.cli.common import (
+    CONTEXT,
+    device_option,
+    model_option,
+    threads_option,
+    topk_option,
+    tta_option,
+    user_errors,
+    workers_option,
+)
+from clfkit.runtime.engine import Engine
+from clfkit.runtime.infer import (
+    EXIT_SOME_FAILED,
+    check_options,
+    format_report,
+    run_infer,
+)
+from clfkit.vision.augment import TTA_RANDOM
+
+__all__ = ["infer_cmd"]
+
+_EPILOG = f"""\b
+Output (--out FILE, format from the extension; without --out: CSV on stdout):
+  .csv    path,pred,prob,index,top1,top1_prob,...,topK,topK_prob,error,provider
+  .jsonl  the same fields, topk as a list of {{"label", "prob"}}; null for empty values
+  .json   one array of the .jsonl rows
+  .csv and .jsonl stream: each row is flushed when written, so an interrupted run keeps every finished row.
+  .json is written atomically when the run ends (an interrupted run leaves none).
+  If the disk fills up or the folder becomes read-only, the file is cut back to its last whole row.
+  A file that cannot be read gets a row with `error` set and the rest empty.
+
+\b
+Continuing a killed or interrupted run: repeat the command with --skip-existing.  Files that already have a
+prediction row in --out are not predicted again and the new rows are appended (so rows are in input order
+within each run).  Rows with an error, and a last row cut short, are removed first and those files tried
+again, so every file ends with exactly one row.  Files are matched by absolute path.
+
+\b
+TTA views (--tta N averages the softmax of the first N): center, hflip, wide (shorter side resized to the
+input size, center crop), wide_hflip, top_left, top_right, bottom_left, bottom_right, then seeded random
+views ({TTA_RANDOM.describe()}).
+--tta 0 or 1 is the center view only.  The model batch holds --batch-size x N views.
+
+\b
+--fast-decode: JPEGs are decoded at 1/2, 1/4 or 1/8 scale (libjpeg draft mode) while the shorter side stays
+>= the model's resize size.  Only photos at least twice that size change; their pixels differ slightly.
+
+\b
+Exit codes: 0 every file predicted; {EXIT_SOME_FAILED} some files could not be read (all others were predicted
+and written); 1 a usage problem (bad model, bad option value, no images found); 2 a command-line syntax error.
+"""
+
+
+@click.command("clf-infer", context_settings=CONTEXT, epilog=_EPILOG)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@model_option
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="spec.json for an ONNX classifier not exported by clf-export.")
+@tta_option
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images per model call.")
+@device_option
+@threads_option
+@workers_option
+@topk_option
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True), default=None,
+              help="preds.csv, preds.jsonl or preds.json (default: CSV on stdout).")
+@click.option("--report", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Write metrics.json, confusion matrix and per-class figures here (a labelled folder "
+                   "PATH/<class>/<images> is evaluated).")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders.")
+@click.option("--visualize", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --report: N photo panels with top-k bars, N photos per class grid, N mistakes grid.")
+@click.option("--fast-decode", is_flag=True, help="Faster JPEG decoding for large photos (see below).")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
+@click.option("--skip-existing", is_flag=True,
+              help="Continue an interrupted run: files that already have a prediction row in --out (.csv or "
+                   ".jsonl) are not predicted again; new rows are appended (see below).")
+@user_errors
+def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, device: str,
+              threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
+              recursive: bool, visualize: int, fast_decode: bool, progress: bool, skip_existing: bool) -> None:
+    """Predict the classes of the images in PATH... (files, folders or globs) with an ONNX model.
+
+    A single folder with one sub-folder per class is a labelled set: with --report, accuracy (with and without
+    TTA), per-class metrics and a confusion matrix are written; folders the model has no class for are named
+    and left out of the metrics.
+    """
+    def log(msg: str) -> None:
+        click.echo(f"clf-infer: {msg}", err=True)
+
+    check_options(out, report, visualize, skip_existing)
+    engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, log=log)
+    log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
+    result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
+                       recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,
+                       progress=progress, skip_existing=skip_existing, log=log)
+    where = f" to {out}" if out not in (None, Path("-")) else ""
+    log(f"predicted {result.total - result.failed} of {result.total} files{where} in {result.seconds:.1f} s "
+        f"({result.images_per_s:.1f} img/s) on {result.provider}")
+    if result.report is not None:
+        table = format_report(result.report)
+        if table:
+            click.echo(table, err=out is None)
+        if "accuracy" in result.report:
+            log(f"accuracy {result.report['accuracy']:.4f}" + (
+                f" with TTA ({tta} views), {result.report['accuracy_no_tta']:.4f} without" if tta > 1 else ""))
+        log(f"report written to {report}")
+    if result.failed:
+        log(f"{result.failed} file(s) could not be read; their rows have the reason in the `error` column "
+            f"(exit code {EXIT_SOME_FAILED})")
+        click.get_current_context().exit(EXIT_SOME_FAILED)

@@ -1,0 +1,137 @@
+"""``run_infer``: predict a folder of photos with a loaded model, stream the rows, and evaluate a labelled folder.
+
+The library function behind ``clf-infer`` (engine + paths → rows written, report, summary).  No torch import.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from clfkit.errors import ConfigError
+from clfkit.io import check_writable
+from clfkit.runtime.engine import Engine
+from clfkit.runtime.evaluate import Evaluation
+from clfkit.runtime.sources import detect_labelled, expand_paths
+from clfkit.runtime.writers import finished_paths, open_writer, path_key
+from clfkit.vision.tta import tta_view_names
+
+__all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "run_infer", "format_report"]
+
+EXIT_SOME_FAILED = 3  # some files could not be read; every readable file was still predicted and written
+
+
+@dataclass(frozen=True)
+class InferResult:
+    total: int
+    failed: int
+    seconds: float
+    provider: str
+    report: dict[str, Any] | None  # what went into metrics.json / summary.json, when --report was given
+
+    @property
+    def images_per_s(self) -> float:
+        return (self.total - self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_options(out: str | Path | None, report: str | Path | None, visualize: int, skip_existing: bool) -> None:
+    """Option combinations that cannot work, refused before the model is loaded."""
+    if visualize and report is None:
+        raise ConfigError("--visualize needs --report DIR (the figures are written there)")
+    if skip_existing and (out is None or str(out) == "-"):
+        raise ConfigError("--skip-existing needs --out FILE.csv or FILE.jsonl (it reads the rows already there)")
+    if skip_existing and Path(out).suffix.lower() == ".json":
+        raise ConfigError(f"--skip-existing: --out {out} is a .json array, written only when a run finishes; use "
+                          ".csv or .jsonl for runs you may need to continue")
+    if skip_existing and report is not None:
+        raise ConfigError("--skip-existing cannot be combined with --report: the report needs every file's "
+                          "probabilities, which the rows of the earlier run do not hold; rerun the report in full")
+
+
+def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | None = None,
+              report: str | Path | None = None, tta: int = 0, batch_size: int = 32, topk: int = 5,
+              recursive: bool = True, visualize: int = 0, fast_decode: bool = False,
+              workers: int | None = None, progress: bool = False, skip_existing: bool = False,
+              log: Callable[[str], None] = lambda msg: None) -> InferResult:
+    """Predict every image under ``paths``, stream rows to ``out`` and, with ``report``, write the report.
+
+    ``skip_existing`` continues an interrupted run: files that already have a prediction row in ``out`` (a
+    .csv/.jsonl) are not predicted again, and the new rows are appended."""
+    check_options(out, report, visualize, skip_existing)
+    if next(iter(expand_paths(paths, recursive)), None) is None:
+        raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
+                          ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
+    if report is not None:
+        check_writable(report, f"--report {report}")  # before the predictions, not after them
+    labelled = detect_labelled(paths, engine.spec.class_names) if report is not None else None
+    if labelled is not None:
+        log(f"labelled folder {labelled.root}: {len(labelled.known)} class folders of {engine.spec.num_classes} "
+            "model classes")
+        for line in labelled.describe_unknown(engine.spec.class_names):
+            log(line)
+    elif report is not None:
+        log("input is not a labelled folder (one folder with sub-folders named like the model's classes): the "
+            "report has predictions and figures but no accuracy")
+    evaluation = Evaluation(engine.spec, labelled, visualize) if report is not None else None
+    k = min(topk, engine.spec.num_classes)
+    done = finished_paths(out, k) if skip_existing and out is not None else set()
+
+    def todo() -> Iterator[Path]:
+        files = expand_paths(paths, recursive, log=log)
+        return (f for f in files if path_key(f) not in done) if done else files
+
+    if done:
+        log(f"--skip-existing: {len(done)} file(s) already predicted in {out}; only the others are run")
+    bar = _progress(sum(1 for _ in todo())) if progress else None  # a cheap listing pass for the total
+    start = time.perf_counter()
+    seen = failed = 0
+    try:
+        with open_writer(out, k, engine.provider, append=skip_existing) as writer:
+            predictions = engine.predict(todo(), tta=tta, batch_size=batch_size,
+                                         topk=k, workers=workers, fast_decode=fast_decode,
+                                         keep_probs=labelled is not None)
+            for pred in predictions:
+                writer.write(pred)
+                seen += 1
+                failed += not pred.ok
+                if evaluation is not None:
+                    evaluation.add(pred)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    written = None
+    if evaluation is not None and report is not None:
+        info = {"model": str(engine.path), "provider": engine.provider, "device": engine.device,
+                "input_format": engine.input_format, "precision": engine.precision, "tta": tta,
+                "tta_views": tta_view_names(tta), "fast_decode": fast_decode, "batch_size": batch_size,
+                "seconds": round(seconds, 3)}
+        written = evaluation.write(report, info, log=log)
+    return InferResult(total=seen, failed=failed, seconds=seconds,
+                       provider=engine.provider, report=written)
+
+
+def _progress(total: int) -> Any:
+    from tqdm import tqdm
+
+    # disable=None: no bar when stderr is not a terminal (logs, CI), so no carriage-return noise there
+    return tqdm(total=total, unit="img", desc="clf-infer", file=sys.stderr, disable=None, smoothing=0.1)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Terminal summary of a labelled report: the metrics table and the TTA vs no-TTA comparison."""
+    from clfkit.report.metrics import format_metrics_table
+
+    if "per_class" not in report:
+        return report.get("note", "")
+    lines = [format_metrics_table(report)]
+    if report.get("tta", 0) > 1:
+        lines.append(f"\nTTA ({report['tta']} views: {', '.join(report['tta_views'])}) vs the center view alone:")
+        lines.append(f"{'class':<24} {'no TTA':>8} {'TTA':>8} {'delta':>8}")
+        for row in report["per_class_tta_vs_no_tta"]:
+            lines.append(f"{row['class'][:24]:<24} {row['no_tta']:>8.4f} {row['tta']:>8.4f} {row['delta']:>+8.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Paths or images → decoded TTA views → batches → predictions, in input order.  No torch import.
+
+Decoding and preprocessing run in a thread pool (:func:`clfkit.parallel.ordered_map`; Pillow releases the GIL)
+while the model works on the previous batch.  At most ``batch_size + 2 × workers`` images are in flight, so
+memory stays flat on a folder of a million photos, and results come back in input order whatever the timing.
+
+One bad file never stops the stream: a file that cannot be decoded (missing, vanished since it was listed,
+unreadable, empty, truncated, not an image, a decompression bomb) becomes a :class:`Prediction` with
+``error`` set and no label, and every other file is still predicted.
+
+TTA (``tta`` = N views per image, 0 or 1 = the single center view): the views of
+:func:`clfkit.vision.tta.tta_views` are packed into the batch axis (``batch_size`` images → ``batch_size × N``
+model rows), the softmax of each view is taken and the N probability vectors are averaged.  View 0 is always
+the plain eval view, so the no-TTA prediction comes out of the same run (``probs_no_tta``).
+
+``fast_decode`` decodes JPEGs with Pillow's draft mode (libjpeg scales by 1/2, 1/4 or 1/8 while decoding) so
+that the shorter side stays >= the spec's ``resize_size``.  It only changes anything for photos at least twice
+that size; the pixels then differ slightly from a full decode (measured in benchmarks/results/fast-decode.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from clfkit.errors import ConfigError, ImageError
+from clfkit.parallel import batched, default_workers, ordered_map
+from clfkit.runtime.records import Prediction, make_prediction
+from clfkit.vision.images import load_rgb, to_rgb
+from clfkit.vision.postprocess import softmax
+from clfkit.vision.tta import tta_views
+
+if TYPE_CHECKING:
+    from clfkit.runtime.engine import Engine
+
+__all__ = ["predict", "prepared_views", "view_probs"]
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    path: str
+    inputs: np.ndarray | None  # (V, ...) prepared model input of the V views, or None on error
+    error: str | None = None
+
+
+def _name(item: Any, position: int) -> str:
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return f"<image {position}>"
+
+
+def _to_image(item: Any, draft: int | None) -> Image.Image:
+    if isinstance(item, Image.Image):
+        return to_rgb(item)
+    if isinstance(item, np.ndarray):
+        if item.dtype != np.uint8 or item.ndim not in (2, 3):
+            raise ImageError("<array>", f"arrays must be uint8 (H, W) or (H, W, C), got {item.dtype} {item.shape}")
+        return to_rgb(Image.fromarray(item))
+    return load_rgb(item, draft=draft)
+
+
+def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
+    """The model input of one image's ``views`` TTA views, (V, 3, H, W) or (V, H, W, 3) by the model's input
+    format.  An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
+    try:
+        crops = tta_views(image, engine.spec, views, seed)  # V × uint8 (H, W, 3)
+        return engine.prepare(np.stack(crops))
+    except Exception as exc:  # noqa: BLE001 - an odd image must cost its own row, never the run
+        raise ImageError("<image>", f"cannot preprocess image ({type(exc).__name__}: {exc})") from None
+
+
+def view_probs(engine: "Engine", inputs: list[np.ndarray]) -> np.ndarray:
+    """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → softmax (B, V, C)."""
+    logits = engine.run(np.concatenate(inputs))  # (B × V, C)
+    return softmax(logits).reshape(len(inputs), len(inputs[0]), engine.spec.num_classes)
+
+
+def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size: int = 32, topk: int = 5,
+            workers: int | None = None, fast_decode: bool = False, keep_probs: bool = False,
+            seed: int = 0) -> Iterator[Prediction]:
+    """Yield one :class:`Prediction` per item (a path, a PIL image or a uint8 array), in input order.
+
+    ``batch_size`` counts images per model call (the model sees ``batch_size × max(1, tta)`` rows);
+    ``topk`` is clipped to the number of classes; ``workers`` decode threads (default: cores + 1; 0 decodes in
+    the calling thread)."""
+    if tta < 0:
+        raise ConfigError(f"--tta must be 0 or more views, got {tta}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if topk < 0:
+        raise ConfigError(f"--topk must be 0 or more, got {topk}")
+    spec = engine.spec
+    views_per_image = max(1, tta)
+    k = min(topk, spec.num_classes)
+    draft = spec.resize_size if fast_decode else None
+
+    def decode(job: tuple[int, Any]) -> _Decoded:
+        position, item = job
+        path = _name(item, position)
+        try:
+            return _Decoded(path, prepared_views(engine, _to_image(item, draft), views_per_image, seed))
+        except ImageError as exc:
+            return _Decoded(path, None, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - a worker must return, never raise: one file never stops a run
+            return _Decoded(path, None, f"cannot preprocess image ({type(exc).__name__}: {exc})")
+
+    workers = default_workers() if workers is None else workers
+    # In flight: the next batch plus a few, so threads decode batch k+1 while the model runs batch k, and memory
+    # stays at about two batches of prepared views however many files there are.
+    decoded = ordered_map(decode, enumerate(items), workers=workers, ahead=batch_size + 2 * workers)
+    for group in batched(decoded, batch_size):
+        good = [d for d in group if d.error is None]
+        probs = view_probs(engine, [d.inputs for d in good]) if good else None  # (B, V, C)
+        row = 0
+        for d in group:
+            if d.error is not None:
+                yield Prediction(path=d.path, error=d.error)
+                continue
+            yield make_prediction(d.path, probs[row], spec.class_names, k, keep_probs)  # probs[row]: (V, C)
+            row += 1

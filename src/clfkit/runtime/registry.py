@@ -1,0 +1,57 @@
+"""The runtimes clf-infer, clf-serve and clf-bench can run a model with (``--runtime``).  No torch import.
+
+Each entry opens a :class:`~clfkit.runtime.backend.Backend`; :func:`register_runtime` adds one (a plug-in, or
+a test's fake).  Runtime libraries are imported only when a model is opened with them.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from clfkit.errors import ConfigError
+from clfkit.runtime import backend_ort
+from clfkit.runtime.backend import Backend
+
+__all__ = ["Opener", "RuntimeInfo", "register_runtime", "runtime_names", "open_backend"]
+
+Log = Callable[[str], None]
+# (path, device, threads, log) → a Backend; raises ModelError/ConfigError with one line for the user
+Opener = Callable[[Path, str, "int | None", Log], Backend]
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    name: str
+    open: Opener
+    available: Callable[[], "str | None"]  # None when the runtime can be used here, else why not
+
+
+_RUNTIMES: dict[str, RuntimeInfo] = {}
+
+
+def register_runtime(name: str, open: Opener, available: Callable[[], str | None] = lambda: None) -> None:
+    """Make ``name`` a value of ``--runtime``; ``available`` says (cheaply) whether it is installed."""
+    _RUNTIMES[name] = RuntimeInfo(name, open, available)
+
+
+register_runtime("onnxruntime", backend_ort.open_ort)
+
+
+def runtime_names() -> list[str]:
+    return list(_RUNTIMES)
+
+
+def open_backend(path: str | Path, runtime: str = "onnxruntime", device: str = "auto", threads: int | None = None,
+                 log: Log = lambda msg: None) -> Backend:
+    """Load ``path`` with the named runtime on ``device``."""
+    info = _RUNTIMES.get(runtime)
+    if info is None:
+        close = difflib.get_close_matches(str(runtime), list(_RUNTIMES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"--runtime {runtime!r} is not one of {', '.join(_RUNTIMES)}.{hint}")
+    missing = info.available()
+    if missing is not None:
+        raise ConfigError(f"--runtime {runtime}: {missing}")
+    return info.open(Path(path), device, threads, log)

@@ -1,0 +1,172 @@
+"""``fit(config)``: data → ModelSpec → model → epochs → RUN_DIR artifacts.  The library behind clf-train.
+
+RUN_DIR contract (every file written atomically): model.pt (best weights + spec + config + metrics),
+last.pt (resume state after the last completed epoch), spec.json, config.json, metrics.json, history.csv, curves.png,
+skipped.csv (when images were unreadable), report/ (when DATA has test/), data/ + manifest (with --auto-split),
+cache/ (frozen-backbone features, keyed by file contents + spec).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from clfkit.artifacts.checkpoint import RESUME_FORMAT, read_checkpoint, save_checkpoint
+from clfkit.data.layout import SplitData, drop_unreadable, read_split_folders
+from clfkit.errors import CheckpointError, ConfigError, printable
+from clfkit.io import write_csv, write_json
+from clfkit.models.classifier import build_classifier
+from clfkit.spec import ModelSpec
+from clfkit.train.config import TrainConfig
+from clfkit.train.device import resolve_device, resolve_precision
+from clfkit.train.distributed import DistInfo, barrier, init_distributed, shutdown
+from clfkit.train.report import write_history, write_test_report
+
+__all__ = ["fit", "FitResult"]
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    spec: ModelSpec
+    model: torch.nn.Module  # best weights, eval mode, CPU
+    best_epoch: int
+    epochs_run: int
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    seconds: float
+    files: dict[str, Path] = field(default_factory=dict)
+    seen_train_indices: list[int] = field(default_factory=list)  # finetune: what this rank saw in epoch 1
+
+
+def _new_run_dir(config: TrainConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{config.backbone.replace(':', '-')}-{stamp}"
+    run_dir, k = base, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = base.with_name(f"{base.name}-{k}")
+    return run_dir
+
+
+def _make_spec(config: TrainConfig, class_names: tuple[str, ...], fields: dict[str, Any]) -> ModelSpec:
+    """The spec is born here, once: backbone defaults, optionally at another --input-size (same crop ratio)."""
+    if config.input_size is not None:
+        ratio = fields["resize_size"] / fields["input_size"]
+        fields = {**fields, "input_size": config.input_size,
+                  "resize_size": max(config.input_size, int(math.floor(config.input_size * ratio)))}
+    return ModelSpec(class_names=class_names, backbone=config.backbone, **fields)
+
+
+def _load_resume(config: TrainConfig) -> tuple[TrainConfig, Path, dict[str, Any] | None]:
+    """(saved config, run dir, last.pt contents or None when no epoch had completed)."""
+    target = Path(config.resume)  # type: ignore[arg-type]
+    run_dir = target.parent if target.suffix == ".pt" else target
+    if not (run_dir / "config.json").is_file():
+        raise CheckpointError(f"--resume {target}: no clf-train run there (config.json missing)")
+    try:
+        saved = TrainConfig.from_dict({**json.loads((run_dir / "config.json").read_text()), "resume": None})
+    except (json.JSONDecodeError, ConfigError) as exc:
+        raise CheckpointError(f"--resume {target}: config.json is unreadable: {exc}") from None
+    last = run_dir / "last.pt"
+    state = read_checkpoint(last, RESUME_FORMAT) if last.exists() else None
+    saved.out = run_dir
+    return saved, run_dir, state
+
+
+def _prepare_data(config: TrainConfig, run_dir: Path, info: DistInfo, log: Log) -> SplitData:
+    data_root = config.data
+    if config.auto_split:
+        data_root = run_dir / "data"
+        if info.is_main and not (data_root / "manifest.csv").exists():
+            from clfkit.data.make_split import format_summary, make_split
+
+            result = make_split(config.data, data_root, val=config.val_fraction, test=config.test_fraction,
+                                seed=config.seed, overwrite=True, progress=False, log=log)
+            log(format_summary(result))
+        barrier(info)
+    data = read_split_folders(data_root)
+    data = drop_unreadable(data, workers=config.workers)
+    if info.is_main and data.skipped:
+        for split, path, reason in data.skipped:
+            log(f"skipped {split} image {printable(path)}: {reason}")
+        write_csv(run_dir / "skipped.csv", ("split", "path", "reason"), data.skipped)
+        log(f"skipped {len(data.skipped)} unreadable image(s); listed in {run_dir / 'skipped.csv'}")
+    return data
+
+
+def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitResult:
+    """Train a classifier as ``config`` says and write the RUN_DIR artifacts; returns the best model."""
+    start = time.perf_counter()
+    resume_state = None
+    if config.resume is not None:
+        config, run_dir, resume_state = _load_resume(config)
+    else:
+        run_dir = config.out or _new_run_dir(config)
+        if (run_dir / "model.pt").exists() or (run_dir / "last.pt").exists():
+            raise ConfigError(f"--out {run_dir} already holds a training run; continue it with "
+                              f"`--resume {run_dir}` or choose another --out")
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    info = init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+    torch.manual_seed(config.seed)
+    log_main: Log = log if info.is_main else (lambda _m: None)
+    try:
+        # RUN_DIR is created by its first write (atomic_path makes parents), so bad DATA leaves no empty folder.
+        data = _prepare_data(config, run_dir, info, log_main)
+        model, defaults = build_classifier(config.backbone, len(data.class_names), config.head,
+                                           pretrained=config.pretrained and resume_state is None,
+                                           weights=config.weights if resume_state is None else None)
+        spec = _make_spec(config, data.class_names, defaults.spec_fields())
+        if resume_state is not None:
+            saved_spec = ModelSpec.from_dict(resume_state["spec"])
+            if saved_spec != spec:
+                raise CheckpointError(f"--resume {run_dir}: the data or backbone changed since the run started "
+                                      f"(classes now {list(spec.class_names)}, then {list(saved_spec.class_names)})")
+            # Best weights so far (model.pt); the mode runner then applies last.pt's latest state on top.
+            model.load_state_dict(read_checkpoint(run_dir / "model.pt")["state_dict"], strict=True)
+        if info.is_main:
+            write_json(spec.to_dict(), run_dir / "spec.json")
+            write_json(config.to_dict(), run_dir / "config.json")
+        log_main(f"training {config.backbone} ({config.mode} mode, {precision}, {device}) on "
+                 f"{sum(data.counts('train').values())} train / {len(data.splits['val'])} val images, "
+                 f"{len(spec.class_names)} classes → {run_dir}")
+        model.to(device)
+        from clfkit.train.modes import run_finetune, run_head
+
+        runner = run_head if config.mode == "head" else run_finetune
+        outcome = runner(config=config, model=model, spec=spec, data=data, run_dir=run_dir, device=device,
+                         precision=precision, info=info, resume_state=resume_state, progress=progress and info.is_main,
+                         log=log_main)
+        model.to("cpu").eval()
+        metrics = dict(outcome.metrics)
+        metrics["train_counts"] = data.counts("train")
+        metrics["seconds_total"] = time.perf_counter() - start + (resume_state or {}).get("seconds", 0.0)
+        files: dict[str, Path] = {}
+        if info.is_main:
+            if outcome.test is not None:
+                logits, labels = outcome.test
+                report = write_test_report(run_dir / "report", logits, labels, spec, data.counts("train"))
+                metrics["test"] = {k: report[k] for k in ("accuracy", "macro_f1", "balanced_accuracy", "num_samples")}
+                files["report"] = run_dir / "report"
+            save_checkpoint(run_dir / "model.pt", model, spec, config=config.to_dict(), metrics=metrics)
+            files["metrics"] = write_json(metrics, run_dir / "metrics.json", null_non_finite=True)
+            files.update(write_history(run_dir, outcome.history))
+            files["model"] = run_dir / "model.pt"
+        barrier(info)
+        return FitResult(run_dir=run_dir, spec=spec, model=model, best_epoch=outcome.best_epoch,
+                         epochs_run=len(outcome.history), metrics=metrics, history=outcome.history,
+                         seconds=time.perf_counter() - start, files=files,
+                         seen_train_indices=outcome.seen_train_indices)
+    finally:
+        shutdown(info)
