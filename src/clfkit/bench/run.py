@@ -24,12 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from clfkit.bench.backends import (
-    BenchBackend,
-    FolderRun,
-    RuntimeBackend,
-    runtime_backend,
-)
+from clfkit.bench.backends import BenchBackend, FolderRun, RuntimeBackend, runtime_backend
 from clfkit.bench.env import environment, load_average, usable_cores
 from clfkit.bench.summary import accuracy_row, summarize
 from clfkit.bench.timing import MIN_RUNS, MIN_SECONDS, WARMUP, time_fn

@@ -17,13 +17,7 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from clfkit.data.scan import iter_labelled
-from clfkit.data.split import (
-    SPLITS,
-    FileRecord,
-    cross_class_duplicates,
-    plan_split,
-    validate_fractions,
-)
+from clfkit.data.split import SPLITS, FileRecord, cross_class_duplicates, plan_split, validate_fractions
 from clfkit.errors import ConfigError, DataError, ImageError, OutputError, printable
 from clfkit.io import write_csv, write_json
 from clfkit.parallel import ordered_map

@@ -103,12 +103,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[ImageLi
     Runs ``quant_pre_process`` (symbolic shape inference + onnxruntime graph optimizations) first, as
     onnxruntime recommends, then ``quantize_static`` with :data:`INT8_SETTINGS`.
     """
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration:

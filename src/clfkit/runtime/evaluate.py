@@ -31,11 +31,7 @@ import numpy as np
 
 from clfkit.errors import ImageError
 from clfkit.io import write_json
-from clfkit.report.metrics import (
-    classification_metrics,
-    compare_per_class,
-    confusion_matrix,
-)
+from clfkit.report.metrics import classification_metrics, compare_per_class, confusion_matrix
 from clfkit.runtime.records import Prediction
 from clfkit.runtime.sources import LabelledInput
 from clfkit.spec import ModelSpec

@@ -23,15 +23,7 @@ from clfkit.serve.batcher import BatcherClosed
 from clfkit.serve.config import ServeConfig
 from clfkit.serve.docs import ASSETS_URL, docs_page, swagger_assets
 from clfkit.serve.predictor import Predictor
-from clfkit.serve.schemas import (
-    BATCH_BODY,
-    ERRORS,
-    PREDICT_BODY,
-    BatchOut,
-    HealthOut,
-    ModelOut,
-    PredictionOut,
-)
+from clfkit.serve.schemas import BATCH_BODY, ERRORS, PREDICT_BODY, BatchOut, HealthOut, ModelOut, PredictionOut
 from clfkit.serve.uploads import ApiError, Upload, read_images
 from clfkit.version import __version__
 

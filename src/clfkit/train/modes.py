@@ -17,12 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clfkit.artifacts.checkpoint import (
-    CHECKPOINT_VERSION,
-    RESUME_FORMAT,
-    save_checkpoint,
-    save_state,
-)
+from clfkit.artifacts.checkpoint import CHECKPOINT_VERSION, RESUME_FORMAT, save_checkpoint, save_state
 from clfkit.data.layout import SplitData
 from clfkit.spec import ModelSpec
 from clfkit.train import loop
