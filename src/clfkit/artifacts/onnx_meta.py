@@ -32,7 +32,7 @@ from clfkit.version import __version__
 
 __all__ = ["META_SPEC", "META_CLASS_NAMES", "META_INPUT_FORMAT", "META_PRECISION", "META_VERSION", "INPUT_FORMATS",
            "INPUT_NAME", "OUTPUT_NAME", "PRECISIONS", "OnnxMetadata", "metadata_dict", "parse_metadata",
-           "read_metadata", "save_onnx"]
+           "read_props", "read_metadata", "save_onnx"]
 
 META_SPEC = "clfkit.spec"
 META_CLASS_NAMES = "class_names"
@@ -110,16 +110,22 @@ def _check_class_names(props: Mapping[str, str], spec: ModelSpec, source: str) -
                          "export the model again with clf-export")
 
 
+def read_props(path: Path | str) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` as a dict, without loading its weights' external data."""
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types for a non-ONNX file
+        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return {p.key: p.value for p in proto.metadata_props}
+
+
 def read_metadata(path: Path | str) -> OnnxMetadata:
     """Read the clfkit metadata of an ONNX file without loading its weights."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: ONNX model not found")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several unrelated types for a non-ONNX file
-        raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
-    return parse_metadata({p.key: p.value for p in proto.metadata_props}, source=str(path))
+    return parse_metadata(read_props(path), source=str(path))
 
 
 def _check_io(proto: onnx.ModelProto, path: Path) -> None:

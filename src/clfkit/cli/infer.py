@@ -5,23 +5,10 @@ from pathlib import Path
 
 import click
 
-from clfkit.cli.common import (
-    CONTEXT,
-    device_option,
-    model_option,
-    threads_option,
-    topk_option,
-    tta_option,
-    user_errors,
-    workers_option,
-)
+from clfkit.cli.common import (CONTEXT, device_option, model_option, runtime_option, threads_option, topk_option,
+                               tta_option, user_errors, workers_option)
 from clfkit.runtime.engine import Engine
-from clfkit.runtime.infer import (
-    EXIT_SOME_FAILED,
-    check_options,
-    format_report,
-    run_infer,
-)
+from clfkit.runtime.infer import EXIT_SOME_FAILED, check_options, format_report, run_infer
 from clfkit.vision.augment import TTA_RANDOM
 
 __all__ = ["infer_cmd"]
@@ -66,6 +53,7 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 @tta_option
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per model call.")
+@runtime_option
 @device_option
 @threads_option
 @workers_option
@@ -84,8 +72,8 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
               help="Continue an interrupted run: files that already have a prediction row in --out (.csv or "
                    ".jsonl) are not predicted again; new rows are appended (see below).")
 @user_errors
-def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, device: str,
-              threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
+def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, runtime: str,
+              device: str, threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
               recursive: bool, visualize: int, fast_decode: bool, progress: bool, skip_existing: bool) -> None:
     """Predict the classes of the images in PATH... (files, folders or globs) with an ONNX model.
 
@@ -97,7 +85,7 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
         click.echo(f"clf-infer: {msg}", err=True)
 
     check_options(out, report, visualize, skip_existing)
-    engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, log=log)
+    engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, runtime=runtime, log=log)
     log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
     result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
                        recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,

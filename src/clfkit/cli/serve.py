@@ -5,16 +5,8 @@ from pathlib import Path
 
 import click
 
-from clfkit.cli.common import (
-    CONTEXT,
-    device_option,
-    model_option,
-    threads_option,
-    topk_option,
-    tta_option,
-    user_errors,
-    workers_option,
-)
+from clfkit.cli.common import (CONTEXT, device_option, model_option, runtime_option, threads_option, topk_option,
+                               tta_option, user_errors, workers_option)
 from clfkit.runtime.engine import Engine
 from clfkit.serve.config import ServeConfig
 from clfkit.serve.server import require_serve_extra, run_server
@@ -28,6 +20,7 @@ __all__ = ["serve_cmd"]
               help="Address to listen on (0.0.0.0 = every interface: reachable from other machines).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port (0 = any free port, printed at start).")
+@runtime_option
 @device_option
 @threads_option
 @workers_option
@@ -41,7 +34,7 @@ __all__ = ["serve_cmd"]
               help="Largest upload per request (a batch request's files together); larger ones get 413.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
 @user_errors
-def serve_cmd(model: Path, host: str, port: int, device: str, threads: int | None, workers: int | None,
+def serve_cmd(model: Path, host: str, port: int, runtime: str, device: str, threads: int | None, workers: int | None,
               max_batch: int, max_wait_ms: float, tta: int, topk: int, max_upload_mb: float,
               access_log: bool) -> None:
     """Serve an ONNX classifier over HTTP: POST /predict, POST /predict/batch, GET /health, GET /model,
@@ -56,7 +49,7 @@ def serve_cmd(model: Path, host: str, port: int, device: str, threads: int | Non
     require_serve_extra()
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, tta=tta, topk=topk,
                          max_upload_mb=max_upload_mb, workers=workers)
-    engine = Engine.from_onnx(model, device=device, threads=threads, log=log)
+    engine = Engine.from_onnx(model, device=device, threads=threads, runtime=runtime, log=log)
     log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
     log(f"micro-batching up to {max_batch} images or {max_wait_ms:g} ms"
         + (f", TTA {tta} views" if tta > 1 else ""))

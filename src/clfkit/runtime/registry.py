@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from clfkit.errors import ConfigError
-from clfkit.runtime import backend_ort
+from clfkit.runtime import backend_openvino, backend_ort
 from clfkit.runtime.backend import Backend
 
 __all__ = ["Opener", "RuntimeInfo", "register_runtime", "runtime_names", "open_backend"]
@@ -37,6 +37,7 @@ def register_runtime(name: str, open: Opener, available: Callable[[], str | None
 
 
 register_runtime("onnxruntime", backend_ort.open_ort)
+register_runtime("openvino", backend_openvino.open_openvino, backend_openvino.openvino_missing)
 
 
 def runtime_names() -> list[str]:
