@@ -115,7 +115,7 @@ class Engine:
             raise ModelError(f"{path}: is a folder; pass the .onnx file inside it with --model")
         if threads is not None and threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {threads}")
-        backend = open_backend(path, runtime, device, threads, log=log or (lambda msg: None))
+        backend = open_backend(path, runtime, device, threads, log=log)
         return cls(backend, _resolve_metadata(backend, str(path), spec), path)
 
     def _check_shapes(self, in_shape: Sequence, out_shape: Sequence) -> None:

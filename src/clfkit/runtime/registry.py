@@ -17,8 +17,8 @@ from clfkit.runtime.backend import Backend
 __all__ = ["Opener", "RuntimeInfo", "register_runtime", "runtime_names", "open_backend"]
 
 Log = Callable[[str], None]
-# (path, device, threads, log) → a Backend; raises ModelError/ConfigError with one line for the user
-Opener = Callable[[Path, str, "int | None", Log], Backend]
+# (path, device, threads, log or None) → a Backend; raises ModelError/ConfigError with one line for the user
+Opener = Callable[[Path, str, "int | None", "Log | None"], Backend]
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ def runtime_names() -> list[str]:
 
 
 def open_backend(path: str | Path, runtime: str = "onnxruntime", device: str = "auto", threads: int | None = None,
-                 log: Log = lambda msg: None) -> Backend:
-    """Load ``path`` with the named runtime on ``device``."""
+                 log: Log | None = None) -> Backend:
+    """Load ``path`` with the named runtime on ``device``; ``log`` gets one-line notices such as a CPU
+    fallback (None: the runtime's own default, onnxruntime's goes to the ``logging`` module)."""
     info = _RUNTIMES.get(runtime)
     if info is None:
         close = difflib.get_close_matches(str(runtime), list(_RUNTIMES), n=1)
