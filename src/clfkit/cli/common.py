@@ -15,7 +15,6 @@ import click
 
 from clfkit.devices import DEVICES
 from clfkit.errors import ClfError, environment_error
-from clfkit.runtime.registry import runtime_names
 
 __all__ = ["CONTEXT", "user_errors", "model_option", "device_option", "threads_option", "tta_option",
            "topk_option", "runtime_option", "workers_option"]
@@ -57,8 +56,17 @@ tta_option = click.option("--tta", type=click.IntRange(min=0), default=0, show_d
                           help="Test-time augmentation: average the probabilities of N views (0 or 1 = off).")
 topk_option = click.option("--topk", "-k", type=click.IntRange(min=1), default=5, show_default=True,
                            help="Most likely classes per prediction (capped at the number of classes).")
-runtime_option = click.option(
-    "--runtime", type=click.Choice(runtime_names()), default="onnxruntime", show_default=True,
-    help="What runs the model: onnxruntime (CPU or CUDA) or OpenVINO (CPU), both on the same .onnx file.")
+
+
+def runtime_option(func: F) -> F:
+    """``--runtime``, its choices from the runtime registry (imported only by the commands that run a model)."""
+    from clfkit.runtime.registry import runtime_names
+
+    return click.option(
+        "--runtime", type=click.Choice(runtime_names()), default="onnxruntime", show_default=True,
+        help="What runs the model: onnxruntime (CPU or CUDA) or OpenVINO (CPU), both on the same .onnx file.",
+    )(func)
+
+
 workers_option = click.option("--workers", type=click.IntRange(min=0), default=None,
                               help="Images decoded in parallel (default: cores + 1; 0 = in the main thread).")
