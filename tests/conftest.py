@@ -1,24 +1,26 @@
-"""Shared fixtures: tiny generated image folders, the real boats photos when present, and torch blocking.
+"""Fixtures for every folder: tiny generated image folders, the real boats photos when present, the tiny
+ONNX models and export run that several folders share, no_shell, and the full/read-only disks.
 
-Nothing binary is committed: every image a test needs is drawn here with Pillow.
+Tests use these by parameter name only (never import them).  The plain helpers live in helper modules that
+tests import by name: helpers.py (images, the torch blocker, one_error_line, ...), zoo_files.py,
+fs_helpers.py, hostile_files.py, tiny_onnx.py and export_run.py.  Folder-only fixtures live in that folder's
+conftest.py (bench/, serve/, train/).  Torch is imported only inside the fixtures that need it.
 """
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
 import pytest
-from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-BOATS = Path(os.environ.get("CLFKIT_BOATS", REPO.parent / "shared" / "data" / "boats"))
+from fs_helpers import mounted_tmpfs
+from helpers import BOATS, make_labelled_folder, torch_threads
+
+if TYPE_CHECKING:
+    from export_run import TinyRun
+    from tiny_onnx import TinyModels
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -57,30 +59,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(line)
 
 
-def draw_image(seed: int, size: tuple[int, int] = (48, 40), kind: int = 0) -> Image.Image:
-    """A small RGB image whose colour pattern depends on ``kind`` (so a tiny model can learn classes)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.zeros((h, w, 3), np.float64)
-    base[..., kind % 3] = 160 + 80 * np.sin((xx + 3 * kind) / (3 + kind))
-    base[..., (kind + 1) % 3] = 60 * (yy / max(h - 1, 1))
-    noisy = base + rng.normal(0, 12, base.shape)
-    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB")
-
-
-def make_labelled_folder(root: Path, classes: dict[str, int], size: tuple[int, int] = (48, 40),
-                         fmt: str = "JPEG", seed: int = 0) -> Path:
-    """root/<class>/img_XXX.jpg with ``classes[name]`` images each; returns root."""
-    for k, (name, count) in enumerate(sorted(classes.items())):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            ext = "jpg" if fmt == "JPEG" else fmt.lower()
-            draw_image(seed * 10_000 + k * 1000 + i, size, kind=k).save(folder / f"img_{i:03d}.{ext}", fmt)
-    return root
-
-
 @pytest.fixture
 def tiny_folder(tmp_path: Path) -> Path:
     """Three classes of 10, 7 and 4 small JPEGs."""
@@ -94,84 +72,74 @@ def boats_dir() -> Path:
     return BOATS
 
 
-_BLOCK_TORCH = """
-import sys
-class _Blocker:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"torch", "torchvision", "timm"}:
-            raise ImportError("torch is blocked here (tried to import " + name + ")")
-        return None
-sys.meta_path.insert(0, _Blocker())
-"""
+# --- the bad-input zoo (zoo_files.py) ----------------------------------------------------------------------
+@pytest.fixture
+def no_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail the test if anything starts a shell (``os.system``, ``os.popen`` or ``subprocess`` with
+    ``shell=True``) while the command runs: file names must only ever be arguments, never shell text."""
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a shell was started: {args!r}")
+
+    real_init = subprocess.Popen.__init__
+
+    def popen_init(self: subprocess.Popen, *args: object, **kwargs: object) -> None:
+        if kwargs.get("shell"):
+            refuse(*args)
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "system", refuse)
+    monkeypatch.setattr(os, "popen", refuse)
+    monkeypatch.setattr(subprocess.Popen, "__init__", popen_init)
+    yield
 
 
-def run_without_torch(code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter where importing torch, torchvision or timm fails.
-
-    A subprocess keeps the test process's own modules untouched (re-importing clfkit in-process would create
-    second copies of its exception classes)."""
-    return subprocess.run([sys.executable, "-c", _BLOCK_TORCH + code], capture_output=True, text=True,
-                          timeout=120)
-
-
-_NO_HEAVY_MODULES = """
-import sys as _sys
-_heavy = sorted(m for m in _sys.modules if m.split(".")[0] in {"torch", "torchvision", "timm"})
-assert not _heavy, _heavy
-print("ok")
-"""
+# --- full and read-only disks (fs_helpers.py) --------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a 64 KiB filesystem: small writes succeed, anything bigger fails with ENOSPC."""
+    with mounted_tmpfs(tmp_path / "full", "64k", readonly=False) as path:
+        yield path
 
 
-def assert_runs_without_torch(code: str) -> None:
-    """``code`` runs to the end under the torch blocker and leaves no torch, torchvision or timm module loaded
-    (a lazy import inside a function only fails when it runs, so the code should exercise, not just import)."""
-    result = run_without_torch(code + _NO_HEAVY_MODULES)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().endswith("ok"), result.stdout
+@pytest.fixture
+def readonly_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a read-only filesystem (root ignores chmod, so a read-only mount is the real test)."""
+    with mounted_tmpfs(tmp_path / "readonly", "1m", readonly=True) as path:
+        yield path
 
 
-def sigkill_when(command: list[str], ready: Callable[[], bool], *, cwd: Path, what: str,
-                 env: dict[str, str] | None = None, timeout: float = 240, poll_s: float = 0.05) -> str:
-    """Start ``command``, SIGKILL it as soon as ``ready()`` holds (wherever the process is at that moment) and
-    return its output.  Fails if it ends by itself first (too fast to test a crash) or ``ready`` never holds."""
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            assert proc.poll() is None, f"the process ended before it could be killed: {proc.communicate()[0]!r}"
-            assert time.monotonic() < deadline, f"{what} never happened"
-            time.sleep(poll_s)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        output = proc.communicate()[0].decode(errors="replace")
-    assert proc.returncode == -signal.SIGKILL, output
-    return output
-
-
-@contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """PyTorch on ``n`` threads inside the block, restored afterwards.
-
-    Tiny test models gain nothing from two threads, and on a busy 2-core machine OpenMP's barrier waits made a
-    48 px forward pass ~50x slower with two threads than with one.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
+# --- PyTorch on one thread ---------------------------------------------------------------------------------
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """PyTorch on one thread for the test (see helpers.torch_threads), restored afterwards."""
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
-def one_error_line(result, reason: str | None = None) -> str:
-    """A click result that failed as a user error: exit 1, no traceback, exactly one ``Error:`` line (naming
-    ``reason`` when given); returns that line."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    assert reason is None or reason in lines[0], result.output
-    return lines[0]
+# --- the tiny ONNX models of the runtime, clf-infer and serve tests (tiny_onnx.py) --------------------------
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
+    """TinyNet exported once per session: float32_nchw and uint8_nhwc (--embed-preprocess) ONNX files."""
+    from tiny_onnx import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-model"))
+
+
+# --- the tiny clf-train-style run of the export, clf-export and ONNX-metadata tests (export_run.py) ---------
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """data/{train,val} and run/model.pt (timm test_efficientnet, closed-form head), built once per session."""
+    from export_run import build_tiny_run
+
+    with torch_threads(1):
+        return build_tiny_run(tmp_path_factory.mktemp("export-run"))
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
+    """``export_checkpoint`` run once with every variant: (ExportResult, ExportResult with embed-preprocess)."""
+    from export_run import export_variants
+
+    out = tmp_path_factory.mktemp("exported")
+    with torch_threads(1):
+        return export_variants(tiny_run, out)

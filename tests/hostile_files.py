@@ -1,7 +1,7 @@
 """Hostile files shared by the *_hostile tests: a checkpoint that runs code when unpickled, ONNX models whose
-external data points outside their folder, and the one-line check for CLI errors.
+external data points outside their folder (the one-line check for CLI errors is helpers.one_error_line).
 
-A module, not a conftest (the root conftest is imported by name elsewhere).
+A plain helper module (no fixtures), imported by name.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The inference side (spec, images, preprocessing, split) must work on machines without torch installed."""
 from __future__ import annotations
 
-from conftest import assert_runs_without_torch, run_without_torch
+from helpers import assert_runs_without_torch, run_without_torch
 
 TORCH_FREE_MODULES = [
     "clfkit",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 FILES = int(os.environ.get("CLFKIT_SCALE_FILES", "100000"))
 BIN = Path(sys.executable).parent

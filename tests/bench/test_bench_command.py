@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench_fixtures import bench_run  # noqa: F401 - fixture
 from click.testing import CliRunner
 
 from clfkit.cli.bench import bench_cmd
@@ -13,7 +12,7 @@ QUICK = ["--batch-sizes", "2", "--tta", "0", "--threads", "1", "--loader-workers
          "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6"]
 
 
-def test_writes_the_report_files_and_prints_the_targets(bench_run, tmp_path: Path) -> None:  # noqa: F811
+def test_writes_the_report_files_and_prints_the_targets(bench_run, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     result = CliRunner().invoke(bench_cmd, [str(bench_run.checkpoint), str(bench_run.onnx), str(bench_run.data),
                                             "--out", str(out), *QUICK])
@@ -27,14 +26,14 @@ def test_writes_the_report_files_and_prints_the_targets(bench_run, tmp_path: Pat
     assert "report:" in result.output and "end-to-end images/s" in result.output
 
 
-def test_bad_batch_sizes_is_a_usage_error(bench_run, tmp_path: Path) -> None:  # noqa: F811
+def test_bad_batch_sizes_is_a_usage_error(bench_run, tmp_path: Path) -> None:
     result = CliRunner().invoke(bench_cmd, [str(bench_run.checkpoint), str(bench_run.onnx), str(bench_run.data),
                                             "--out", str(tmp_path), "--batch-sizes", "1,x"])
     assert result.exit_code == 2
     assert "--batch-sizes" in result.output
 
 
-def test_missing_model_is_one_line_and_exit_1(bench_run, tmp_path: Path) -> None:  # noqa: F811
+def test_missing_model_is_one_line_and_exit_1(bench_run, tmp_path: Path) -> None:
     result = CliRunner().invoke(bench_cmd, [str(bench_run.checkpoint), str(tmp_path / "nope.onnx"),
                                             str(bench_run.data), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1

@@ -1,15 +1,13 @@
 """clf-bench writing to a full disk or a read-only folder: one clear line, before any measuring."""
 from __future__ import annotations
 
-
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
+from fs_helpers import REASONS, no_temporaries
+from helpers import one_error_line
 
-from bench_fixtures import bench_run  # noqa: F401 - fixture
 from clfkit.cli.bench import bench_cmd
-from conftest import one_error_line
 
 
 @pytest.mark.parametrize("where", REASONS)

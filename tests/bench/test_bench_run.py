@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from bench_fixtures import bench_run  # noqa: F401 - fixture
 
 from clfkit.bench.report import REPORT_FILES, render_markdown, write_report
 from clfkit.bench.run import BenchConfig, eval_set, run_bench
@@ -29,7 +28,7 @@ def _quick(run, **changes) -> BenchConfig:
 
 
 @pytest.fixture(scope="module")
-def results(bench_run) -> dict:  # noqa: F811
+def results(bench_run) -> dict:
     if "results" not in _CACHE:
         _CACHE["results"] = run_bench(_quick(bench_run))
     return _CACHE["results"]
@@ -47,7 +46,7 @@ def test_every_backend_is_measured_at_every_batch_size_and_tta(results: dict) ->
         assert len(row["images_per_s_passes"]) == (2 if row["tta"] == 0 else 1)
 
 
-def test_eval_images_are_the_test_split(results: dict, bench_run) -> None:  # noqa: F811
+def test_eval_images_are_the_test_split(results: dict, bench_run) -> None:
     assert results["data"]["split"] == "test"
     assert Path(results["data"]["folder"]) == bench_run.data / "test"
     assert results["data"]["per_class"] == {"cat": 4, "dog": 3, "owl": 3}
@@ -130,7 +129,7 @@ def test_report_says_plainly_when_a_target_is_missed_or_the_machine_was_busy(res
     assert "Busy machine" not in render_markdown(doctored)
 
 
-def test_memory_probe_of_an_onnxruntime_backend_never_imports_torch(bench_run, tmp_path: Path) -> None:  # noqa: F811
+def test_memory_probe_of_an_onnxruntime_backend_never_imports_torch(bench_run, tmp_path: Path) -> None:
     from clfkit.bench.memory import measure_memory
 
     paths = [str(p) for p in sorted((bench_run.data / "test").rglob("*.jpg"))[:4]]
@@ -143,7 +142,7 @@ def test_memory_probe_of_an_onnxruntime_backend_never_imports_torch(bench_run, t
     assert result["images"] == 4
 
 
-def test_flag_errors_name_the_flag(bench_run, tmp_path: Path) -> None:  # noqa: F811
+def test_flag_errors_name_the_flag(bench_run, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--batch-sizes"):
         _quick(bench_run, batch_sizes=(0,))
     with pytest.raises(ConfigError, match="--int8"):
@@ -152,20 +151,20 @@ def test_flag_errors_name_the_flag(bench_run, tmp_path: Path) -> None:  # noqa: 
         run_bench(_quick(bench_run, int8=bench_run.onnx, variants=()))
 
 
-def test_data_dir_without_model_classes_is_refused(bench_run, tmp_path: Path) -> None:  # noqa: F811
+def test_data_dir_without_model_classes_is_refused(bench_run, tmp_path: Path) -> None:
     (tmp_path / "zebra").mkdir()
     with pytest.raises(DataError, match="no sub-folder is named like"):
         eval_set(tmp_path, ("cat", "dog", "owl"))
 
 
-def test_a_plain_class_folder_is_used_as_is_and_capped_evenly(bench_run) -> None:  # noqa: F811
+def test_a_plain_class_folder_is_used_as_is_and_capped_evenly(bench_run) -> None:
     found = eval_set(bench_run.data / "train", ("cat", "dog", "owl"), max_images=6)
     assert found.split is None and len(found.paths) == 6
     assert sorted(set(found.labels.tolist())) == [0, 1, 2]  # every class kept
 
 
 @pytest.mark.gpu
-def test_cuda_run_uses_fp16_amp_and_the_cuda_provider(bench_run) -> None:  # noqa: F811
+def test_cuda_run_uses_fp16_amp_and_the_cuda_provider(bench_run) -> None:
     results = run_bench(_quick(bench_run, device="cuda", variants=(), tta=(0,)))
     names = [b["name"] for b in results["backends"]]
     assert "pytorch fp16 amp" in names

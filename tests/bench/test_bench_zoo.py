@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-from bench_fixtures import bench_run  # noqa: F401 - fixture
+from zoo_files import assert_not_named, assert_one_line_per_bad_file, assert_written_only_under, make_zoo, snapshot
 from click.testing import CliRunner
 
 from clfkit.cli.bench import bench_cmd
 
-from zoo_fixtures import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under,  # noqa: F401
-                          make_zoo, no_shell, snapshot)
 
 QUICK = ["--batch-sizes", "4", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "1",
          "--min-seconds", "0", "--repeats", "1", "--no-memory"]

@@ -17,7 +17,7 @@ from clfkit.data.make_split import MANIFEST_COLUMNS, format_summary, make_split
 from clfkit.data.split import SPLITS, split_counts
 from clfkit.errors import ClfError, ConfigError, DataError
 
-from conftest import draw_image, make_labelled_folder
+from helpers import draw_image, make_labelled_folder
 
 SIZES = {"cat": 10, "dog": 7, "owl": 4}
 

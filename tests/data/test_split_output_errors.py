@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
+from fs_helpers import REASONS, no_temporaries
+from helpers import make_labelled_folder, one_error_line
 
 from clfkit.cli.split import split_cmd
-from conftest import make_labelled_folder, one_error_line
 
 
 @pytest.mark.parametrize("where", REASONS)

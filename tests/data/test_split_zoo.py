@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from clfkit.cli.split import split_cmd
 
-from zoo_fixtures import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under,  # noqa: F401
-                          make_zoo, no_shell, shown, snapshot)
+from zoo_files import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under, make_zoo, shown,
+                       snapshot)
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from export_fixtures import fit_head
+from export_run import fit_head
 
 from clfkit.cli.export import export_cmd
 from clfkit.data.layout import list_images

@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from export_fixtures import SPEC, exported, one_thread, tiny_run  # noqa: F401
+from export_run import SPEC
 
 from clfkit.version import __version__
 from clfkit.errors import ClfError

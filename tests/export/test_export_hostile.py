@@ -1,7 +1,7 @@
 """clf-export on model.pt files that torch.load(weights_only=True) accepts but that are not what clf-train
 writes: damaged fields, hand-made structures, a spec from the future.  Each is one line, exit 1, no ONNX file.
 
-Code-running pickles, foreign dicts and missing fields are in test_export_command.py."""
+Code-running pickles, foreign dicts and missing fields are in tests/cli/test_cli_export.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,11 +10,10 @@ from typing import Any, Callable
 import pytest
 import torch
 from click.testing import CliRunner
-from export_fixtures import SPEC, tiny_run  # noqa: F401 - fixture
+from helpers import one_error_line
 
 from clfkit.cli.export import export_cmd
 from clfkit.artifacts.checkpoint import read_checkpoint
-from conftest import one_error_line
 
 Edit = Callable[[dict[str, Any]], None]
 

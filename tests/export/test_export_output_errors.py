@@ -1,15 +1,13 @@
 """clf-export writing to a full disk or a read-only folder: one clear line; model.onnx is whole or absent."""
 from __future__ import annotations
 
-
 import onnx
 import pytest
 from click.testing import CliRunner
 
 from clfkit.cli.export import export_cmd
-from conftest import one_error_line
-from export_fixtures import tiny_run  # noqa: F401 - fixture
-from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
+from helpers import one_error_line
+from fs_helpers import REASONS, no_temporaries
 
 
 @pytest.mark.parametrize("where", REASONS)

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from export_fixtures import SPEC, exported, tiny_run  # noqa: F401
+from export_run import SPEC
 
 from clfkit.errors import ClfError
 from clfkit.export.quantize import quantize_int8, variant_path

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from export_fixtures import SPEC, exported, one_thread, tiny_run  # noqa: F401
+from export_run import SPEC
 from torch import nn
 
 from clfkit.export import graph

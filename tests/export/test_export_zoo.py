@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-from export_fixtures import one_thread, tiny_run  # noqa: F401 - fixtures
+from zoo_files import assert_not_named, assert_one_line_per_bad_file, assert_written_only_under, make_zoo, snapshot
 
 from clfkit.cli.export import export_cmd
-
-from zoo_fixtures import (assert_not_named, assert_one_line_per_bad_file, assert_written_only_under,  # noqa: F401
-                          make_zoo, no_shell, snapshot)
 
 
 def test_verify_and_calibration_folders_with_bad_files(tmp_path, monkeypatch, tiny_run, one_thread, no_shell):

@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import assert_runs_without_torch, draw_image
+from helpers import assert_runs_without_torch, draw_image
 from PIL import Image
 
 from clfkit.report import figures

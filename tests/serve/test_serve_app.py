@@ -15,7 +15,8 @@ from clfkit.cli.infer import infer_cmd
 from clfkit.runtime.engine import Engine
 from clfkit.serve import ServeConfig, create_app
 from clfkit.serve.app import STATIC
-from serve_fixtures import CLASSES, bomb_png, photos, read_files, tiny, truncated_jpeg  # noqa: F401 - fixtures
+from tiny_onnx import CLASSES
+from serve_helpers import bomb_png, read_files, truncated_jpeg
 
 
 def _client(onnx: Path, **config) -> TestClient:

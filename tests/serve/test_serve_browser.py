@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from clfkit.serve.loadgen import ServerProcess
-from serve_fixtures import photos, tiny  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 
 from clfkit.runtime.engine import Engine
 from clfkit.serve.loadgen import ServerProcess, run_load
-from serve_fixtures import bomb_png, photos, read_files, tiny  # noqa: F401 - fixtures
+from serve_helpers import bomb_png, read_files
 
 pytestmark = pytest.mark.slow
 

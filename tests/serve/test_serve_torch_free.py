@@ -1,8 +1,7 @@
 """clf-serve must run where torch is not installed: import, build the app, answer /predict and /model."""
 from __future__ import annotations
 
-from conftest import assert_runs_without_torch
-from serve_fixtures import photos, tiny  # noqa: F401 - fixtures
+from helpers import assert_runs_without_torch
 
 
 def test_serve_imports_and_answers_without_torch(tiny, photos):

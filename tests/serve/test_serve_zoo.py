@@ -3,15 +3,13 @@ naming the reason, and the server answers the next request as before.  Uploaded 
 framework's test client), with file names carried in the multipart field as a browser would send them."""
 from __future__ import annotations
 
-
 import pytest
 from fastapi.testclient import TestClient
 
 from clfkit.runtime import Engine
 from clfkit.serve.app import create_app
 from clfkit.serve.config import ServeConfig
-from serve_fixtures import tiny  # noqa: F401 - fixture
-from zoo_fixtures import make_zoo
+from zoo_files import make_zoo
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 
 import pytest
-from train_fixtures import one_torch_thread  # noqa: F401 - autouse fixture
 
 from clfkit.data.make_split import make_split
 from clfkit.train.config import TrainConfig
 from clfkit.train.trainer import fit
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.usefixtures("one_torch_thread")]  # one PyTorch thread (conftest.py)
 
 CLASSES = ("cruise_ship", "gondola", "kayak", "sailboat")
 PER_CLASS = 32

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from train_fixtures import TINY, one_torch_thread, tiny_data, tiny_weights  # noqa: F401 - fixtures
+from train_helpers import TINY
 
 from clfkit.cli.train import train_cmd
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 FAST = ["--input-size", "32", "--cache-views", "1", "--workers", "0", "--device", "cpu", "--precision", "fp32"]
 

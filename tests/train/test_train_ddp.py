@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_fixtures import TINY, one_torch_thread, tiny_data, tiny_weights  # noqa: F401 - fixtures
+from train_helpers import TINY
 
 from clfkit.spec import ModelSpec
 from clfkit.data.layout import read_split_folders
 from clfkit.train.features import extract_features
 from clfkit.models.classifier import build_classifier
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 SCRIPT = textwrap.dedent('''
     import hashlib, json, os, sys

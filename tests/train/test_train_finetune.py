@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_fixtures import one_torch_thread, tiny_data  # noqa: F401 - fixtures
 
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import preprocess
@@ -14,6 +13,8 @@ from clfkit.spec import ModelSpec
 from clfkit.data.layout import read_split_folders
 from clfkit.train.distributed import DistInfo
 from clfkit.train.finetune import make_loader
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 SPEC = ModelSpec(class_names=("a", "b", "c"), input_size=32, resize_size=36)
 CPU = torch.device("cpu")

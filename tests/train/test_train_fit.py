@@ -13,18 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import draw_image, make_labelled_folder
-from train_fixtures import (  # noqa: F401 - fixtures
-    CLASSES,
-    corrupt_jpeg,
-    finetune_config,
-    head_config,
-    one_torch_thread,
-    quiet,
-    split_data,
-    tiny_data,
-    tiny_weights,
-)
+from helpers import draw_image, make_labelled_folder, corrupt_jpeg
+from train_helpers import CLASSES, finetune_config, head_config, quiet, split_data
 
 from clfkit.artifacts.checkpoint import CHECKPOINT_FORMAT, RESUME_FORMAT
 from clfkit.errors import ConfigError, DataError
@@ -37,6 +27,8 @@ from clfkit.train.config import TrainConfig
 from clfkit.data.layout import read_split_folders
 from clfkit.train.trainer import FitResult, fit
 from clfkit.train.report import HISTORY_COLUMNS
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 RUN_FILES = ("model.pt", "last.pt", "spec.json", "config.json", "history.csv", "curves.png")
 REPORT_FILES = ("metrics.json", "confusion_matrix.csv", "confusion_matrix.png", "per_class.png")

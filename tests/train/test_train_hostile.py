@@ -9,11 +9,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 from hostile_files import payload_really_runs, save_code_pickle
-from train_fixtures import TINY, one_torch_thread, tiny_data, tiny_weights  # noqa: F401 - fixtures
+from train_helpers import TINY
+from helpers import one_error_line
 
 from clfkit.artifacts.checkpoint import RESUME_FORMAT
 from clfkit.cli.train import train_cmd
-from conftest import one_error_line
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 FAST = ["--input-size", "32", "--cache-views", "1", "--workers", "0", "--device", "cpu", "--precision", "fp32"]
 

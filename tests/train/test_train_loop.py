@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from train_fixtures import one_torch_thread  # noqa: F401 - autouse fixture
 
 from clfkit.errors import ConfigError
 from clfkit.train import loop
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 
 def test_lr_warms_up_linearly_then_decays_by_cosine_to_one_percent() -> None:

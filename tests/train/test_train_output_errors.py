@@ -6,12 +6,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import REASONS, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
+from fs_helpers import REASONS, no_temporaries
+from train_helpers import TINY, split_data
+from helpers import one_error_line
 
 from clfkit.cli.train import train_cmd
 from clfkit.models.classifier import load_checkpoint
-from train_fixtures import TINY, one_torch_thread, split_data  # noqa: F401 - fixture
-from conftest import one_error_line
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 
 @pytest.mark.parametrize("where", REASONS)

@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import sigkill_when
-from train_fixtures import TINY, one_torch_thread, tiny_data  # noqa: F401 - fixtures
+from helpers import sigkill_when
+from train_helpers import TINY
 
 from clfkit.cli.train import train_cmd
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import preprocess
 from clfkit.models.classifier import load_checkpoint
 from clfkit.data.layout import read_split_folders
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 EPOCHS = 6
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-from conftest import make_labelled_folder
-from train_fixtures import TINY, one_torch_thread, tiny_weights  # noqa: F401 - fixtures
+from helpers import make_labelled_folder
+from train_helpers import TINY
+from zoo_files import (ZOO_CLASSES, assert_not_named, assert_one_line_per_bad_file, assert_written_only_under, make_zoo,
+                       snapshot)
 
 from clfkit.cli.train import train_cmd
 from clfkit.artifacts.checkpoint import read_checkpoint
 
-from zoo_fixtures import (ZOO_CLASSES, assert_not_named, assert_one_line_per_bad_file,  # noqa: F401
-                          assert_written_only_under, make_zoo, no_shell, snapshot)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
 FAST = ["--backbone", TINY, "--input-size", "32", "--cache-views", "1", "--epochs", "2", "--workers", "0",
         "--device", "cpu", "--precision", "fp32"]

@@ -3,7 +3,7 @@
 ``preprocess(image, spec)`` is what training's validation, export verification, the onnxruntime engine, the
 benchmarks and the server all call, so a model sees the same numbers everywhere.  It reproduces
 torchvision's ``Resize(resize) → CenterCrop(crop) → ToTensor → Normalize`` on PIL images (same output size
-rounding, same crop offsets, same Pillow filter, same float32 arithmetic); ``tests/test_preprocess.py`` holds
+rounding, same crop offsets, same Pillow filter, same float32 arithmetic); ``tests/vision/test_preprocess.py`` holds
 it to 1e-5 of torchvision.
 
 The work is split in two so the ``--embed-preprocess`` ONNX variant can take uint8 pixels:

@@ -1,32 +1,15 @@
-"""Shared by the serve tests: the tiny ONNX model of tests/infer, photos as bytes, and odd uploads.
+"""Plain helpers of the serve tests: photos as upload tuples and odd uploads (imported by name).
 
-Imported by the test modules (no conftest here, as in tests/infer).  tests/infer is put on sys.path so the
-one tiny model is exported once per session for both folders.
+The fixtures the serve tests use are in conftest files: ``photos`` in tests/serve/conftest.py, the tiny ONNX
+model ``tiny`` in tests/conftest.py (shared with the runtime and clf-infer tests; its constants are in
+tests/tiny_onnx.py).
 """
 from __future__ import annotations
 
 import io
 import struct
-import sys
 import zlib
 from pathlib import Path
-
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "infer"))
-
-from conftest import make_labelled_folder  # noqa: E402
-from infer_fixtures import CLASSES, TinyModels, tiny  # noqa: E402,F401 - fixture re-exported
-
-__all__ = ["CLASSES", "TinyModels", "tiny", "photos", "read_files", "bomb_png", "truncated_jpeg"]
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> list[Path]:
-    """Nine small JPEGs (cat, dog, owl × 3) and a PNG, sorted by path, of different sizes."""
-    root = make_labelled_folder(tmp_path / "photos", {"cat": 3, "dog": 3, "owl": 3}, size=(52, 41))
-    make_labelled_folder(tmp_path / "photos", {"png": 1}, size=(37, 60), fmt="PNG", seed=5)
-    return sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def read_files(paths: list[Path]) -> list[tuple[str, bytes]]:

@@ -1,8 +1,7 @@
 """clfkit.runtime must work where torch is not installed: import, open an engine, predict, write a report."""
 from __future__ import annotations
 
-from conftest import make_labelled_folder, assert_runs_without_torch
-from infer_fixtures import tiny  # noqa: F401 - fixture
+from helpers import make_labelled_folder, assert_runs_without_torch
 
 
 def test_infer_imports_and_runs_without_torch(tiny, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from clfkit.errors import ConfigError, OutputError
 from clfkit.runtime import Prediction
 from clfkit.runtime.writers import csv_header, finished_paths, open_writer, path_key
-from fs_fixtures import full_disk, leftovers, readonly_dir  # noqa: F401 - fixtures
+from fs_helpers import leftovers
 
 GOOD = Prediction(path="a/cat 1.jpg", label="cat", index=0, prob=0.8123456789,
                   topk=(("cat", 0.8123456789), ("dog, big", 0.15), ("owl", 0.0376543211)))

@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fs_fixtures import FULL, REASONS, fill, full_disk, no_temporaries, readonly_dir  # noqa: F401 - fixtures
+from fs_helpers import FULL, REASONS, fill, no_temporaries
+from helpers import make_labelled_folder, one_error_line
 
 from clfkit.cli.infer import infer_cmd
-from conftest import make_labelled_folder, one_error_line
-from infer_fixtures import tiny  # noqa: F401 - fixture
 
 
 @pytest.mark.parametrize("where", REASONS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clfkit.runtime.sources import detect_labelled, expand_paths
-from conftest import draw_image
+from helpers import draw_image
 
 
 def _tree(root: Path) -> Path:

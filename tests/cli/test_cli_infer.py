@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from clfkit.runtime.infer import EXIT_SOME_FAILED
 from clfkit.cli.infer import infer_cmd
-from conftest import draw_image, make_labelled_folder
-from infer_fixtures import tiny  # noqa: F401 - fixture
+from helpers import draw_image, make_labelled_folder
 
 
 def _invoke(*args: str):

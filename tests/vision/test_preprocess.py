@@ -9,7 +9,7 @@ from clfkit.vision.tta import MAX_DETERMINISTIC_VIEWS, tta_view_names, tta_views
 from clfkit.vision.preprocess import normalize, preprocess, preprocess_batch, resize_crop, resized_size
 from clfkit.spec import INTERPOLATIONS, ModelSpec
 
-from conftest import draw_image
+from helpers import draw_image
 
 torch = pytest.importorskip("torch")
 T = pytest.importorskip("torchvision.transforms")

@@ -10,8 +10,7 @@ from clfkit.errors import ConfigError
 from clfkit.serve.server import bind_socket
 from clfkit.cli.serve import serve_cmd
 from clfkit.serve.config import ServeConfig
-from serve_fixtures import tiny  # noqa: F401 - fixture
-from conftest import one_error_line
+from helpers import one_error_line
 
 
 def _invoke(*args: str):

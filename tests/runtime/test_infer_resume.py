@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from clfkit.cli.infer import infer_cmd
 from clfkit.runtime.writers import csv_header
-from conftest import make_labelled_folder, sigkill_when
-from infer_fixtures import tiny  # noqa: F401 - fixture
+from helpers import make_labelled_folder, sigkill_when
 
 N_PER_CLASS = 500
 

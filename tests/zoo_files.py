@@ -1,5 +1,5 @@
 """A zoo of the files a real photo folder holds, written into a class-per-folder tree, for every command's
-bad-input tests (imported by name, like the other ``*_fixtures`` modules; nothing binary is committed).
+bad-input tests (a helper module, imported by name; nothing binary is committed).
 
 ``make_zoo(root)`` writes ``root/<class>/...`` and returns a :class:`Zoo` saying which files are *good* (every
 command must process them), which are *bad* (every command must name each in exactly one clear line and go on)
@@ -7,27 +7,25 @@ and which must be *ignored* silently (OS clutter, a directory named ``x.jpg``, n
 
 Names are part of the zoo: spaces, quotes, unicode, a newline and ``$(touch x)`` in good *and* bad files.  A
 command shows a name with control characters escaped (a newline as the two characters ``\\n``, see
-:func:`shown`), so one file is always one line.  :func:`snapshot` and :func:`no_shell` check that nothing is
-written outside the output path and that no file name ever reaches a shell.
+:func:`shown`), so one file is always one line.  :func:`snapshot` and the ``no_shell`` fixture (in
+tests/conftest.py) check that nothing is written outside the output path and that no file name ever reaches a
+shell.
 """
 from __future__ import annotations
 
 import io
 import os
 import struct
-import subprocess
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from clfkit.errors import printable
 
-from conftest import draw_image
+from helpers import draw_image
 
 ZOO_CLASSES = ("cat", "dog", "owl")  # the class names of the export, infer and bench fixture models
 # A good file with this name would run `touch x` if a name ever reached a shell: tests assert no `x` appears.
@@ -201,26 +199,6 @@ def assert_written_only_under(before: dict[str, tuple[str, int]], after: dict[st
     assert changed == [], f"written outside {[str(o) for o in outputs]}: {changed}"
     touched = [p for p in after if Path(p).name in ("x", "y")]
     assert touched == [], f"a file name reached a shell: {touched}"
-
-
-@pytest.fixture
-def no_shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail the test if anything starts a shell (``os.system``, ``os.popen`` or ``subprocess`` with
-    ``shell=True``) while the command runs: file names must only ever be arguments, never shell text."""
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError(f"a shell was started: {args!r}")
-
-    real_init = subprocess.Popen.__init__
-
-    def popen_init(self: subprocess.Popen, *args: object, **kwargs: object) -> None:
-        if kwargs.get("shell"):
-            refuse(*args)
-        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "system", refuse)
-    monkeypatch.setattr(os, "popen", refuse)
-    monkeypatch.setattr(subprocess.Popen, "__init__", popen_init)
-    yield
 
 
 def lines_naming(text: str, path: Path) -> list[str]:

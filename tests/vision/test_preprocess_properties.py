@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from conftest import run_without_torch
+from helpers import run_without_torch
 from test_images_properties import make_image, valid_files
 
 from clfkit.errors import ImageError

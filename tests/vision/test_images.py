@@ -18,7 +18,7 @@ from PIL import Image
 from clfkit.errors import ClfError, ImageError
 from clfkit.vision.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, is_hidden, is_image_name, load_rgb, to_rgb
 
-from conftest import draw_image
+from helpers import draw_image
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 

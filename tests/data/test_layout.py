@@ -1,7 +1,7 @@
 """Image picks for verification and calibration: spread over classes, labelled, found after a move."""
 from __future__ import annotations
 
-from conftest import make_labelled_folder
+from helpers import make_labelled_folder
 
 from clfkit.data.layout import find_split, list_images, load_images
 from clfkit.data.synthetic import generated_images

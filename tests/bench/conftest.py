@@ -1,6 +1,6 @@
-"""A tiny clf-train-style run exported to ONNX (fp32, int8, uint8-input) for the benchmark tests, built once.
+"""The fixture of the benchmark tests: ``bench_run``, a tiny clf-train-style run exported to ONNX (fp32, int8,
+uint8-input), built once per session.
 
-Imported by the test modules by name (no conftest here: the root conftest is imported by name elsewhere).
 The model is timm's 100k-parameter ``test_efficientnet`` (random init) at 32 px, so ``load_checkpoint``
 rebuilds it and every benchmark step runs for real in a few seconds.  Accuracy is meaningless here; the
 tests check the harness, never a timing.
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from conftest import make_labelled_folder, torch_threads
+
+from helpers import make_labelled_folder, torch_threads
 
 from clfkit.export.graph import export_model
 from clfkit.export.quantize import quantize_int8, variant_path
@@ -36,9 +36,6 @@ class BenchRun:
     uint8: Path  # --embed-preprocess export
 
 
-_CACHE: dict[str, Any] = {}
-
-
 def _build(root: Path) -> BenchRun:
     data = root / "data"
     make_labelled_folder(data / "train", {"cat": 4, "dog": 4, "owl": 4}, size=IMAGE_SIZE, seed=1)
@@ -57,7 +54,5 @@ def _build(root: Path) -> BenchRun:
 
 @pytest.fixture(scope="session")
 def bench_run(tmp_path_factory: pytest.TempPathFactory) -> BenchRun:
-    if "run" not in _CACHE:
-        with torch_threads(1):
-            _CACHE["run"] = _build(tmp_path_factory.mktemp("bench-run"))
-    return _CACHE["run"]
+    with torch_threads(1):
+        return _build(tmp_path_factory.mktemp("bench-run"))

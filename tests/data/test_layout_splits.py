@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import draw_image
-from train_fixtures import corrupt_jpeg
+from helpers import draw_image, corrupt_jpeg
 
 from clfkit.errors import DataError
 from clfkit.data.layout import Sample, drop_unreadable, read_split_folders

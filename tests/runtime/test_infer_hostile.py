@@ -13,12 +13,11 @@ import torch
 from click.testing import CliRunner
 from hostile_files import (HOSTILE_EXTERNAL_DATA, hostile_external_data, relocate_external_data,
                            with_external_data)
-from infer_fixtures import tiny  # noqa: F401 - fixture
+from helpers import draw_image, one_error_line
 
 from clfkit.errors import ModelError
 from clfkit.runtime import Engine
 from clfkit.cli.infer import infer_cmd
-from conftest import draw_image, one_error_line
 
 
 def _invoke(*args: object):

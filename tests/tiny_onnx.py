@@ -1,8 +1,10 @@
-"""A tiny classifier exported once per session (float and --embed-preprocess variants) for the infer tests.
+"""A tiny classifier exported to ONNX (float and --embed-preprocess variants) for the runtime, clf-infer and
+serve tests.
 
-Imported by the test modules (no conftest here: the root conftest is imported by name elsewhere).  The model
-sees colour (a pooled-colour head, so predictions match the generated classes of ``make_labelled_folder``) and
-layout (a small random conv branch, so flips and crops change the logits and TTA parity means something).
+The session fixture ``tiny`` (tests/conftest.py) builds it once with :func:`build_tiny_models`; tests import
+the constants and :func:`torch_probs` from here by name.  The model sees colour (a pooled-colour head, so
+predictions match the generated classes of ``make_labelled_folder``) and layout (a small random conv branch,
+so flips and crops change the logits and TTA parity means something).
 """
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -47,19 +48,13 @@ class TinyModels:
     onnx_uint8: Path  # uint8_nhwc (--embed-preprocess)
 
 
-_CACHE: dict[str, TinyModels] = {}
-
-
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    if "models" not in _CACHE:
-        torch.manual_seed(0)
-        model = TinyNet(len(CLASSES)).eval()
-        folder = tmp_path_factory.mktemp("tiny-model")
-        onnx = export_model(model, SPEC, folder / "model.onnx")
-        onnx_uint8 = export_model(model, SPEC, folder / "model-uint8.onnx", embed_preprocess=True)
-        _CACHE["models"] = TinyModels(model, SPEC, onnx, onnx_uint8)
-    return _CACHE["models"]
+def build_tiny_models(folder: Path) -> TinyModels:
+    """The seeded TinyNet exported into ``folder`` as model.onnx and model-uint8.onnx (--embed-preprocess)."""
+    torch.manual_seed(0)
+    model = TinyNet(len(CLASSES)).eval()
+    onnx = export_model(model, SPEC, folder / "model.onnx")
+    onnx_uint8 = export_model(model, SPEC, folder / "model-uint8.onnx", embed_preprocess=True)
+    return TinyModels(model, SPEC, onnx, onnx_uint8)
 
 
 def torch_probs(model: nn.Module, spec: ModelSpec, path: Path, views: int) -> np.ndarray:

@@ -6,8 +6,8 @@ import json
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import run_without_torch
-from export_fixtures import SPEC, exported, tiny_run  # noqa: F401
+from helpers import run_without_torch
+from export_run import SPEC
 
 from clfkit.errors import ModelError
 from clfkit.artifacts.onnx_meta import parse_metadata, read_metadata

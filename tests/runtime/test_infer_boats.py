@@ -11,7 +11,7 @@ from clfkit.export.graph import export_model
 from clfkit.runtime import Engine
 from clfkit.spec import ModelSpec
 from clfkit.models.classifier import build_classifier
-from infer_fixtures import torch_probs
+from tiny_onnx import torch_probs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

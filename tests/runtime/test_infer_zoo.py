@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from infer_fixtures import tiny  # noqa: F401 - fixture
+from zoo_files import assert_not_named, assert_written_only_under, make_zoo, shown, snapshot
 
 from clfkit.runtime.infer import EXIT_SOME_FAILED
 from clfkit.cli.infer import infer_cmd
-
-from zoo_fixtures import assert_not_named, assert_written_only_under, make_zoo, no_shell, shown, snapshot  # noqa: F401
 
 
 def _rows(path: Path) -> list[dict]:

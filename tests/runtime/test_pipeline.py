@@ -12,8 +12,7 @@ import pytest
 from clfkit.errors import ConfigError
 from clfkit.vision.images import load_rgb
 from clfkit.runtime import Engine, Prediction
-from conftest import draw_image, make_labelled_folder
-from infer_fixtures import tiny  # noqa: F401 - fixture
+from helpers import draw_image, make_labelled_folder
 
 
 @pytest.fixture

@@ -1,19 +1,20 @@
-"""A tiny clf-train-style run (data split + model.pt) shared by the export tests, built once per process.
+"""A tiny clf-train-style run (data split + model.pt) for the export, clf-export and ONNX-metadata tests.
 
-Imported by the test modules (no conftest here: the root conftest is imported by name elsewhere).  The model
-is a real registry backbone (timm's 100k-parameter test_efficientnet, random init, 48 px) so ``load_checkpoint``
-rebuilds it; its linear head is fitted in closed form (ridge regression on the backbone's features of the
-generated class images), so logits are decisive and int8 rounding does not flip near-ties.
+The session fixtures ``tiny_run`` and ``exported`` (tests/conftest.py) build it once with
+:func:`build_tiny_run` and :func:`export_variants`; tests import the constants, :func:`fit_head` and
+:func:`make_model` from here by name.  The model is a real registry backbone (timm's 100k-parameter
+test_efficientnet, random init, 48 px) so ``load_checkpoint`` rebuilds it; its linear head is fitted in closed
+form (ridge regression on the backbone's features of the generated class images), so logits are decisive and
+int8 rounding does not flip near-ties.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 
-import pytest
 import torch
-from conftest import draw_image, make_labelled_folder, torch_threads
+
+from helpers import draw_image, make_labelled_folder
 
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import preprocess_batch
@@ -69,10 +70,7 @@ def make_model(spec: ModelSpec = SPEC, seed: int = 0) -> Classifier:
     return model
 
 
-_CACHE: dict[str, Any] = {}
-
-
-def _build(root: Path) -> TinyRun:
+def build_tiny_run(root: Path) -> TinyRun:
     data = root / "data"
     counts = {"cat": 8, "dog": 8, "owl": 8}
     make_labelled_folder(data / "train", counts, size=IMAGE_SIZE, seed=1)
@@ -83,31 +81,11 @@ def _build(root: Path) -> TinyRun:
     return TinyRun(root=root, data=data, checkpoint=checkpoint, model=model, spec=SPEC)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
-    """Built once per test process, even when several modules import this fixture."""
-    if "run" not in _CACHE:
-        with torch_threads(1):
-            _CACHE["run"] = _build(tmp_path_factory.mktemp("export-run"))
-    return _CACHE["run"]
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def exported(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory):
-    """``export_checkpoint`` run once with every variant: (ExportResult, ExportResult with embed-preprocess)."""
+def export_variants(run: TinyRun, out: Path):
+    """``export_checkpoint`` with every variant: (ExportResult, ExportResult with embed-preprocess)."""
     from clfkit.export.api import export_checkpoint
 
-    if "exported" not in _CACHE:
-        out = tmp_path_factory.mktemp("exported")
-        with torch_threads(1):
-            plain = export_checkpoint(tiny_run.checkpoint, out / "model.onnx", int8=True, fp16=True)
-            embedded = export_checkpoint(tiny_run.checkpoint, out / "embedded.onnx", int8=True, fp16=True,
-                                         embed_preprocess=True)
-        _CACHE["exported"] = (plain, embedded)
-    return _CACHE["exported"]
+    plain = export_checkpoint(run.checkpoint, out / "model.onnx", int8=True, fp16=True)
+    embedded = export_checkpoint(run.checkpoint, out / "embedded.onnx", int8=True, fp16=True,
+                                 embed_preprocess=True)
+    return plain, embedded

@@ -10,12 +10,12 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
-from export_fixtures import SPEC, make_model, one_thread, tiny_run  # noqa: F401
+from export_run import SPEC, make_model
+from helpers import one_error_line
 
 from clfkit.artifacts import onnx_meta as metadata
 from clfkit.cli.export import export_cmd
 from clfkit.artifacts.checkpoint import save_checkpoint
-from conftest import one_error_line
 
 
 def run(*args: object):

@@ -1,5 +1,5 @@
-"""Tiny data and fast models shared by the clf-train tests (a module, not a conftest: the root conftest is
-imported by name elsewhere).
+"""Tiny data and fast models shared by the clf-train tests: the constants and config builders they import by
+name (the fixtures ``one_torch_thread``, ``tiny_weights`` and ``tiny_data`` are in tests/train/conftest.py).
 
 Fast models: head mode needs a *pretrained* backbone, so it uses either the packaged ``efficientnet_lite0``
 (real ImageNet weights, offline) at 32 px, or ``timm:resnet10t`` with ``weights=`` a state dict saved from a
@@ -9,10 +9,9 @@ random-init model (a weights file means no download).  Finetune mode uses ``timm
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
-from conftest import make_labelled_folder, torch_threads
+from helpers import make_labelled_folder
 
 from clfkit.data.make_split import make_split
 from clfkit.train.config import TrainConfig
@@ -20,13 +19,6 @@ from clfkit.train.config import TrainConfig
 TINY = "timm:resnet10t"
 CLASSES = ("a", "b", "c")
 IMAGE_SIZE = (48, 40)
-
-
-def corrupt_jpeg(path: Path) -> Path:
-    """A file that looks like a JPEG by name and magic bytes but cannot be decoded."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00garbage" * 8)
-    return path
 
 
 def split_data(root: Path, per_class: int = 10, classes: tuple[str, ...] = CLASSES, seed: int = 0) -> Path:
@@ -51,35 +43,3 @@ def finetune_config(data: Path, out: Path, **options: Any) -> TrainConfig:
 
 def quiet(_msg: str) -> None:
     pass
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Every test module that imports this trains on ONE PyTorch thread (restored afterwards).
-
-    The tiny models gain nothing from two threads, and on a busy 2-core machine OpenMP's barrier waits made a
-    resnet10t training step at 32 px ~15x slower with two threads than with one.  Subprocesses get
-    OMP_NUM_THREADS=1 for the same reason.
-    """
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A resnet10t backbone state dict (random init, seeded) to pass as --weights."""
-    import torch
-
-    from clfkit.models.registry import create_backbone
-
-    torch.manual_seed(0)
-    backbone, _, _ = create_backbone(TINY, pretrained=False)
-    path = tmp_path_factory.mktemp("weights") / "resnet10t.pth"
-    torch.save(backbone.state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """DATA/{train,val,test} with 3 classes of 10 images (6/2/2 each); read-only for the tests."""
-    return split_data(tmp_path_factory.mktemp("tiny"))

@@ -1,7 +1,9 @@
 """Real full and read-only filesystems for the "disk full / read-only output" tests.
 
 A small tmpfs is mounted inside the test's temporary folder (needs root, as in CI here; skipped elsewhere), so
-the commands hit the real ENOSPC and EROFS errors from the kernel rather than a patched ``open``.
+the commands hit the real ENOSPC and EROFS errors from the kernel rather than a patched ``open``.  The
+``full_disk`` and ``readonly_dir`` fixtures (tests/conftest.py) mount them with :func:`mounted_tmpfs`; this
+module holds that and the plain helpers the tests import by name.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ REASONS = {"full_disk": FULL, "readonly_dir": READ_ONLY}
 
 
 @contextmanager
-def _mounted(path: Path, size: str, readonly: bool) -> Iterator[Path]:
+def mounted_tmpfs(path: Path, size: str, readonly: bool) -> Iterator[Path]:
     """A tmpfs of ``size`` at ``path`` for the duration of the block (skips the test without root/mount)."""
     if os.name != "posix" or (hasattr(os, "geteuid") and os.geteuid() != 0):
         pytest.skip("mounting a tmpfs for a full or read-only disk needs root on Linux")
@@ -34,20 +36,6 @@ def _mounted(path: Path, size: str, readonly: bool) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a 64 KiB filesystem: small writes succeed, anything bigger fails with ENOSPC."""
-    with _mounted(tmp_path / "full", "64k", readonly=False) as path:
-        yield path
-
-
-@pytest.fixture
-def readonly_dir(tmp_path: Path) -> Iterator[Path]:
-    """A folder on a read-only filesystem (root ignores chmod, so a read-only mount is the real test)."""
-    with _mounted(tmp_path / "readonly", "1m", readonly=True) as path:
-        yield path
 
 
 def leftovers(folder: Path) -> list[str]:
