@@ -19,9 +19,10 @@ from PIL import Image
 from clfkit.artifacts.onnx_meta import INPUT_NAME, read_metadata
 from clfkit.errors import ModelError
 from clfkit.spec import ModelSpec
+from clfkit.vision.postprocess import softmax
 from clfkit.vision.preprocess import normalize_batch, resize_crop
 
-__all__ = ["BatchResult", "VerifyReport", "MIN_AGREEMENT", "verify", "softmax"]
+__all__ = ["BatchResult", "VerifyReport", "MIN_AGREEMENT", "verify"]
 
 # Pass criteria per precision.  fp32 must match PyTorch: every top-1 equal and |Δprob| <= atol.  Reduced
 # precision changes numbers by design, so only top-1 agreement is gated, at a floor that still catches a
@@ -111,12 +112,6 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = np.exp(z - z.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -170,7 +165,7 @@ def verify(model: torch.nn.Module, spec: ModelSpec, onnx_path: Path, images: Seq
             raise ModelError(f"{onnx_path}: ONNX output shape {o.shape} at batch {size}, PyTorch gives {t.shape}")
         report.rows.append(BatchResult(
             batch_size=size, images=len(images), max_abs_logit=float(np.abs(o - t).max()),
-            max_abs_prob=float(np.abs(softmax(o) - softmax(t)).max()),
+            max_abs_prob=float(np.abs(softmax(o).astype(np.float64) - softmax(t)).max()),
             agree=int((o.argmax(1) == t.argmax(1)).sum())))
         if first_torch is None:
             first_torch, first_onnx = t, o

@@ -15,7 +15,7 @@ from clfkit.io import check_writable
 from clfkit.runtime.engine import Engine
 from clfkit.runtime.evaluate import Evaluation
 from clfkit.runtime.sources import detect_labelled, expand_paths
-from clfkit.runtime.writers import finished_paths, open_writer, path_key
+from clfkit.runtime.writers import WRITERS, finished_paths, open_writer, path_key
 from clfkit.vision.tta import tta_view_names
 
 __all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "run_infer", "format_report"]
@@ -42,9 +42,10 @@ def check_options(out: str | Path | None, report: str | Path | None, visualize: 
         raise ConfigError("--visualize needs --report DIR (the figures are written there)")
     if skip_existing and (out is None or str(out) == "-"):
         raise ConfigError("--skip-existing needs --out FILE.csv or FILE.jsonl (it reads the rows already there)")
-    if skip_existing and Path(out).suffix.lower() == ".json":
-        raise ConfigError(f"--skip-existing: --out {out} is a .json array, written only when a run finishes; use "
-                          ".csv or .jsonl for runs you may need to continue")
+    writer = WRITERS.get(Path(out).suffix.lower()) if skip_existing else None
+    if writer is not None and not writer.streams:  # a whole-file format has no finished rows to continue from
+        raise ConfigError(f"--skip-existing: --out {out} is a {writer.suffix} array, written only when a run "
+                          "finishes; use .csv or .jsonl for runs you may need to continue")
     if skip_existing and report is not None:
         raise ConfigError("--skip-existing cannot be combined with --report: the report needs every file's "
                           "probabilities, which the rows of the earlier run do not hold; rerun the report in full")
