@@ -99,7 +99,7 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
                              f"--out {out / 'bench'}")
         config = BenchConfig(checkpoint=out / "run" / "model.pt", onnx=result.onnx, data=out / "data",
                              batch_sizes=(1, 8), tta=(0,), min_runs=10, min_seconds=0.5, e2e_repeats=1,
-                             memory=False, command="clf-demo (quick bench)")
+                             memory=False, peers=(), command="clf-demo (quick bench)")  # no minutes of compiling
         result.bench = run_bench(config, log=log)
         write_report(result.bench, out / "bench")
         done()

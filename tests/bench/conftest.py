@@ -16,7 +16,8 @@ import torch
 from helpers import make_labelled_folder, torch_threads
 
 from clfkit.export.graph import export_model
-from clfkit.export.quantize import quantize_int8, variant_path
+from clfkit.artifacts.verify_record import variant_path
+from clfkit.export.quantize import quantize_int8
 from clfkit.spec import ModelSpec
 from clfkit.artifacts.checkpoint import save_checkpoint
 from clfkit.models.classifier import build_classifier

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from clfkit.cli.bench import bench_cmd
 
 QUICK = ["--batch-sizes", "2", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "2",
-         "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6"]
+         "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6", "--no-peers"]
 
 
 def test_writes_the_report_files_and_prints_the_targets(bench_run, tmp_path: Path) -> None:

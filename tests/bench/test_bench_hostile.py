@@ -13,7 +13,7 @@ from clfkit.cli.bench import bench_cmd
 from clfkit.artifacts.checkpoint import read_checkpoint
 
 QUICK = ["--batch-sizes", "2", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "2",
-         "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6"]
+         "--min-seconds", "0", "--repeats", "1", "--no-memory", "--max-images", "6", "--no-peers"]
 
 
 def _bench(*args: object):

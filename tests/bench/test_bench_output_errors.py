@@ -16,7 +16,7 @@ def test_bench_to_a_full_or_read_only_disk(bench_run, where: str, request: pytes
     result = CliRunner().invoke(bench_cmd, [str(bench_run.checkpoint), str(bench_run.onnx), str(bench_run.data),
                                             "--out", str(folder / "bench"), "--batch-sizes", "1", "--tta", "0",
                                             "--min-runs", "1", "--min-seconds", "0", "--repeats", "1",
-                                            "--no-memory", "--max-images", "6"])
+                                            "--no-memory", "--max-images", "6", "--no-peers"])
     line = one_error_line(result, REASONS[where])
     no_temporaries(folder)
     if where == "readonly_dir":  # found before measuring, not after

@@ -22,7 +22,7 @@ BACKENDS = ["pytorch fp32", "pytorch bf16 autocast", "onnxruntime fp32", "onnxru
 def _quick(run, **changes) -> BenchConfig:
     options = dict(checkpoint=run.checkpoint, onnx=run.onnx, data=run.data, int8=run.int8, variants=(run.uint8,),
                    batch_sizes=(1, 4), tta=(0, 2), threads=1, loader_workers=1, warmup=1, min_runs=2,
-                   min_seconds=0.0, e2e_repeats=2, memory=False, command="clf-bench test")
+                   min_seconds=0.0, e2e_repeats=2, memory=False, peers=(), command="clf-bench test")
     options.update(changes)
     return BenchConfig(**options)
 
@@ -35,9 +35,15 @@ def results(bench_run) -> dict:
 
 
 def test_every_backend_is_measured_at_every_batch_size_and_tta(results: dict) -> None:
-    assert [b["name"] for b in results["backends"]] == BACKENDS
+    names = [b["name"] for b in results["backends"]]
+    # what clf-infer's defaults run is one of the rows, or a row of its own where it is none of them (on an Intel
+    # CPU with no verification record, OpenVINO on MODEL)
+    extra = [n for n in names if n.startswith("clfkit default")]
+    assert [n for n in names if n not in extra] == BACKENDS and len(extra) <= 1
+    defaults = [b["name"] for b in results["backends"] if b.get("default")]
+    assert defaults == [results["default_backend"]] and results["default_backend"] in names
     assert {(r["backend"], r["batch_size"]) for r in results["latency"]} == {
-        (b, n) for b in BACKENDS for n in (1, 4)}
+        (b, n) for b in BACKENDS + extra for n in (1, 4)}
     assert {(r["backend"], r["tta"]) for r in results["e2e"]} == {(b, t) for b in BACKENDS for t in (0, 2)}
     for row in results["latency"]:
         assert row["runs"] >= 2 and row["p50_ms"] > 0 and row["p50_ms"] <= row["p99_ms"]
@@ -61,6 +67,13 @@ def test_headline_ratios_are_computed_from_the_measured_rows(results: dict) -> N
         lat["pytorch fp32", 1]["p50_ms"] / lat["onnxruntime fp32", 1]["p50_ms"])
     assert results["e2e_vs_model_only"] == pytest.approx(
         e2e["onnxruntime fp32", 0]["images_per_s"] / lat["onnxruntime fp32", 4]["images_per_s"])
+    for (backend, tta), row in e2e.items():  # the share column: each backend against its own model-only row
+        expected = row["images_per_s"] / lat[backend, 4]["images_per_s"] if tta == 0 else None
+        assert row["e2e_over_model_only"] == (pytest.approx(expected) if expected else None)
+    assert results["peers"] == {"asked": [], "ran": [], "skipped": [], "pytorch_best": None, "openvino": None}
+    assert [(r["backend"], r["versus"]) for r in results["peer_ratios"]] == [  # no peers: eager PyTorch only
+        ("onnxruntime fp32", "pytorch_eager"), ("onnxruntime int8", "pytorch_eager"),
+        ("onnxruntime fp32 uint8-in", "pytorch_eager")]
     assert {t["id"] for t in results["targets"]} == {"e2e_speedup", "latency_b1_speedup", "e2e_over_model_only",
                                                      "int8"}
     assert results["int8"]["backend"] == "onnxruntime int8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clfkit.bench.summary import accuracy_row, summarize
+from clfkit.bench.summary import accuracy_row, e2e_over_model_only, summarize
 
 
 def _latency(backend: str, batch: int, p50: float) -> dict:
@@ -74,3 +74,72 @@ def test_accuracy_row_top5_only_with_more_than_five_classes() -> None:
     probs7 = np.full((3, 7), 1 / 7, np.float32)
     probs7[:, 6] += 0.01
     assert accuracy_row(probs7, labels, None)["top5"] == pytest.approx(1.0)  # ties go to the lower index
+
+
+# Every row has its own numbers, so a ratio taken from a neighbouring row (bf16 autocast instead of the compiled
+# model, openvino fp32 instead of its default, batch 8 instead of the e2e batch) comes out different.
+PEER_LATENCY = [
+    _latency("pytorch fp32", 1, 40.0), _latency("pytorch fp32", 8, 300.0), _latency("pytorch fp32", 32, 1500.0),
+    _latency("pytorch bf16 autocast", 1, 90.0), _latency("pytorch bf16 autocast", 32, 3000.0),
+    _latency("pytorch compiled fp32", 1, 30.0), _latency("pytorch compiled fp32", 8, 200.0),
+    _latency("pytorch compiled fp32", 32, 1000.0),
+    _latency("onnxruntime fp32", 1, 8.0), _latency("onnxruntime fp32", 8, 50.0),
+    _latency("onnxruntime fp32", 32, 320.0),
+    _latency("onnxruntime int8", 1, 6.0), _latency("onnxruntime int8", 32, 250.0),
+    _latency("openvino default", 1, 10.0), _latency("openvino default", 8, 64.0),
+    _latency("openvino default", 32, 400.0),
+    _latency("openvino fp32", 1, 11.0), _latency("openvino fp32", 32, 440.0),
+]
+PEER_E2E = [_e2e("pytorch fp32", 20.0, 0.9), _e2e("pytorch bf16 autocast", 12.0, 0.9),
+            _e2e("pytorch compiled fp32", 25.0, 0.9), _e2e("onnxruntime fp32", 90.0, 0.9),
+            _e2e("onnxruntime int8", 99.0, 0.9), _e2e("openvino default", 60.0, 0.9),
+            _e2e("openvino fp32", 55.0, 0.9), _e2e("openvino default", 7.0, 0.9, tta=5)]
+
+
+def _ips(batch: int, p50_ms: float) -> float:
+    return batch / (p50_ms / 1000)
+
+
+def test_peer_ratios_come_from_the_peer_rows() -> None:
+    summary = summarize(PEER_LATENCY, PEER_E2E, e2e_batch_size=32, pytorch_best="pytorch compiled fp32",
+                        openvino="openvino default", clfkit=["onnxruntime fp32", "onnxruntime int8"])
+    ratios = {(r["backend"], r["versus"]): r for r in summary["peer_ratios"]}
+    assert list(ratios) == [(b, role) for b in ("onnxruntime fp32", "onnxruntime int8")
+                            for role in ("pytorch_eager", "pytorch_best", "openvino")]
+    best = ratios["onnxruntime fp32", "pytorch_best"]
+    assert best["versus_backend"] == "pytorch compiled fp32" and best["model_only_batch_size"] == 32
+    assert best["latency_b1_speedup"] == pytest.approx(30.0 / 8.0)
+    assert best["model_only_speedup"] == pytest.approx(_ips(32, 320.0) / _ips(32, 1000.0))
+    assert best["e2e_speedup"] == pytest.approx(90.0 / 25.0)
+    ov = ratios["onnxruntime int8", "openvino"]
+    assert ov["latency_b1_speedup"] == pytest.approx(10.0 / 6.0)
+    assert ov["model_only_speedup"] == pytest.approx(_ips(32, 250.0) / _ips(32, 400.0))
+    assert ov["e2e_speedup"] == pytest.approx(99.0 / 60.0)  # the TTA row of openvino default is not the one
+    eager = ratios["onnxruntime fp32", "pytorch_eager"]
+    assert eager["model_only_speedup"] == pytest.approx(_ips(32, 320.0) / _ips(32, 1500.0))
+    # the flat keys are the reference row's (onnxruntime fp32), not int8's
+    assert summary["speedup_e2e_vs_pytorch_best"] == pytest.approx(90.0 / 25.0)
+    assert summary["speedup_latency_b1_vs_pytorch_best"] == pytest.approx(30.0 / 8.0)
+    assert summary["speedup_model_only_vs_pytorch_best"] == pytest.approx(1000.0 / 320.0)
+    assert summary["speedup_e2e_vs_openvino"] == pytest.approx(90.0 / 60.0)
+    assert summary["speedup_latency_b1_vs_openvino"] == pytest.approx(10.0 / 8.0)
+    assert summary["speedup_model_only_vs_openvino"] == pytest.approx(400.0 / 320.0)
+    assert summary["speedup_model_only"] == pytest.approx(1500.0 / 320.0)
+    assert summary["speedup_e2e"] == pytest.approx(90.0 / 20.0)  # the existing key keeps its meaning
+
+
+def test_peer_ratios_follow_the_model_only_batch_and_skip_absent_peers() -> None:
+    summary = summarize(PEER_LATENCY, PEER_E2E, e2e_batch_size=8, openvino="openvino default")
+    assert [r["versus"] for r in summary["peer_ratios"]] == ["pytorch_eager", "openvino"]
+    ov = summary["peer_ratios"][1]
+    assert ov["model_only_speedup"] == pytest.approx(64.0 / 50.0) and ov["model_only_batch_size"] == 8
+    assert summary["speedup_e2e_vs_pytorch_best"] is None  # not run: None, not 0
+    assert summary["peer_roles"] == {"pytorch_eager": "pytorch fp32", "pytorch_best": None,
+                                     "openvino": "openvino default"}
+
+
+def test_e2e_share_is_against_the_same_backends_model_only_row() -> None:
+    row = _e2e("openvino default", 60.0, 0.9)
+    assert e2e_over_model_only(PEER_LATENCY, row) == pytest.approx(60.0 / _ips(32, 400.0))
+    assert e2e_over_model_only(PEER_LATENCY, _e2e("openvino default", 7.0, 0.9, tta=5)) is None
+    assert e2e_over_model_only(PEER_LATENCY, {**row, "batch_size": 4}) is None  # batch 4 was not timed

@@ -11,7 +11,7 @@ from clfkit.cli.bench import bench_cmd
 
 
 QUICK = ["--batch-sizes", "4", "--tta", "0", "--threads", "1", "--loader-workers", "0", "--min-runs", "1",
-         "--min-seconds", "0", "--repeats", "1", "--no-memory"]
+         "--min-seconds", "0", "--repeats", "1", "--no-memory", "--no-peers"]
 
 
 def test_bench_skips_each_bad_file_with_one_line(tmp_path, monkeypatch, bench_run, no_shell):

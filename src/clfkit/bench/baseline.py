@@ -20,7 +20,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,10 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 
-from clfkit.bench.backends import FolderRun, describe_backend
+from clfkit.bench.backends import FolderRun, describe_backend, timed_folder_run
 from clfkit.spec import ModelSpec
 from clfkit.vision.images import load_rgb
-from clfkit.vision.postprocess import mean_of_views, softmax
 from clfkit.vision.preprocess import normalize_batch, stack_views
 from clfkit.vision.tta import tta_views
 
@@ -116,18 +115,14 @@ def torch_folder_run(runner: TorchModel, paths: Sequence[Path], spec: ModelSpec,
     start = time.perf_counter()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         pin_memory=runner.device.type == "cuda")
-    out, out0 = [], []
-    for batch in loader:
-        if views > 1:  # (B, V, 3, H, W) → (B × V, 3, H, W), views of one image adjacent as in the engine
-            batch = batch.reshape(-1, *batch.shape[2:])
-        logits = runner(batch).cpu().numpy()
-        probs = softmax(logits).reshape(-1, views, spec.num_classes)  # (B, V, C)
-        out.append(mean_of_views(probs))
-        out0.append(probs[:, 0])
-    seconds = time.perf_counter() - start
-    empty = np.zeros((0, spec.num_classes), np.float32)
-    return FolderRun(probs=np.concatenate(out) if out else empty,
-                     probs_no_tta=np.concatenate(out0) if out0 else empty, seconds=seconds)
+
+    def logits() -> Iterator[np.ndarray]:
+        for batch in loader:
+            if views > 1:  # (B, V, 3, H, W) → (B × V, 3, H, W), views of one image adjacent as in the engine
+                batch = batch.reshape(-1, *batch.shape[2:])
+            yield runner(batch).cpu().numpy()
+
+    return timed_folder_run(logits(), views, spec.num_classes, start)
 
 
 @dataclass
@@ -150,6 +145,9 @@ class TorchBackend:
 
     def describe(self) -> dict[str, Any]:
         return describe_backend(self, providers=[self.provider])
+
+    def prepare(self, batch_sizes: Sequence[int], spec: ModelSpec) -> None:
+        """Nothing to do: eager PyTorch runs any batch size as it comes."""
 
     def model_call(self, views: np.ndarray, spec: ModelSpec) -> tuple[Any, Any]:
         batch = torch.from_numpy(normalize_batch(views, spec)).to(self.runner.device)

@@ -10,59 +10,15 @@ import os
 import platform
 import sys
 from importlib import metadata
-from pathlib import Path
 from typing import Any
+
+from clfkit.devices import cpu_features, cpu_model, physical_cores, usable_cores
 
 __all__ = ["cpu_model", "usable_cores", "physical_cores", "cpu_features", "library_versions", "load_average",
            "environment"]
 
-_PACKAGES = ("clfkit", "torch", "torchvision", "timm", "onnxruntime", "onnxruntime-gpu", "onnx", "numpy",
-             "pillow")
-# Instruction-set extensions that decide which kernels onnxruntime (MLAS) and oneDNN pick on x86.
-_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-
-
-def cpu_model() -> str:
-    for line in _cpuinfo():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def usable_cores() -> int:
-    """Logical CPUs this process may run on (the affinity mask: a container's or taskset's limit)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def physical_cores() -> int | None:
-    """Distinct (package, core) pairs in /proc/cpuinfo; None where that is not available."""
-    cores, package = set(), "0"
-    for line in _cpuinfo():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "physical id":
-            package = value.strip()
-        elif key == "core id":
-            cores.add((package, value.strip()))
-    return len(cores) or None
-
-
-def cpu_features() -> list[str]:
-    for line in _cpuinfo():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return [f for f in _FEATURES if f in flags]
-    return []
+_PACKAGES = ("clfkit", "torch", "torchvision", "timm", "onnxruntime", "onnxruntime-gpu", "openvino", "onnx",
+             "numpy", "pillow")
 
 
 def library_versions() -> dict[str, str | None]:

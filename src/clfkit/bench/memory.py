@@ -3,8 +3,9 @@
 ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is a per-process high-water mark that never goes down, so in
 the benchmark's own process (which holds torch, onnxruntime and every model at once) it says nothing about a
 single backend.  Each backend is therefore run in a child process that imports only what that backend needs
-(a runtime child never imports torch, as a deployed ``clf-infer`` would not), loads the model and runs the
-end-to-end path over a few batches of the evaluation images.  Reported per backend:
+(a runtime or OpenVINO child never imports torch, as a deployed ``clf-infer`` would not), loads the model and
+runs the end-to-end path over a few batches of the evaluation images.  A torch.compile child compiles first, so
+its peak includes the compiler's.  Reported per backend:
 
 * ``peak_rss_mb``      the child's peak resident set size: interpreter + libraries + model + one run;
 * ``imports_rss_mb``   its resident size after the imports, before the model is loaded;
@@ -63,8 +64,19 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
         from clfkit.runtime.engine import Engine
 
         result["imports_rss_mb"] = current_rss_mb()
-        engine = Engine.from_onnx(job["file"], device=device, threads=threads, runtime=job["runtime"])
+        engine = Engine.from_onnx(job["file"], device=device, threads=threads, runtime=job["runtime"],
+                                  precision=job.get("precision", "auto"))
         engine_folder_run(engine, paths, batch_size=batch, tta=0, workers=job.get("decode_workers"))
+        result["torch_imported"] = "torch" in sys.modules
+    elif job["kind"] == "openvino":
+        from clfkit.bench.peers import compile_openvino, openvino_folder_run
+        from clfkit.spec import ModelSpec
+
+        result["imports_rss_mb"] = current_rss_mb()
+        spec = ModelSpec.from_json(job["spec"])  # a user's own loop knows its preprocessing; no ONNX reader here
+        compiled, _ = compile_openvino(Path(job["file"]), job["config"])
+        output = compiled.output(0)
+        openvino_folder_run(lambda batch: compiled(batch)[output], paths, spec, batch_size=batch)
         result["torch_imported"] = "torch" in sys.modules
     else:
         import torch
@@ -75,7 +87,14 @@ def _run_job(job: dict[str, Any]) -> dict[str, Any]:
         torch.set_num_threads(threads)
         result["imports_rss_mb"] = current_rss_mb()
         loaded = load_checkpoint(Path(job["file"]))
-        runner = TorchModel(loaded.model, job["precision"], device)
+        if job["kind"] == "pytorch-compiled":
+            from clfkit.bench.backends import folder_batches
+            from clfkit.bench.compiled import CompiledTorchModel
+
+            runner: TorchModel = CompiledTorchModel(loaded.model, job["precision"], device)
+            runner.prepare(folder_batches(len(paths), batch, 1), loaded.spec)
+        else:
+            runner = TorchModel(loaded.model, job["precision"], device)
         torch_folder_run(runner, paths, loaded.spec, batch_size=batch, workers=int(job["loader_workers"]))
         if device == "cuda":
             result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -126,19 +126,69 @@ def _e2e_table(results: Mapping[str, Any]) -> list[str]:
     rows = []
     for r in results.get("e2e", []):
         speedup = r["images_per_s"] / base[r["tta"]] if base.get(r["tta"]) else None
+        share = r.get("e2e_over_model_only")
         rows.append([r["backend"], r["tta"] or "-", _num(r["images_per_s"]), _num(speedup, ".2f", "x"),
-                     _pct(r["top1"]), _pct(r.get("top5")), _pct(r.get("agreement_top1")),
-                     _num(r.get("max_abs_dprob"), ".1e")])
+                     "n/a" if share is None else f"{share:.0%}", _pct(r["top1"]), _pct(r.get("top5")),
+                     _pct(r.get("agreement_top1")), _num(r.get("max_abs_dprob"), ".1e")])
     batch = results.get("config", {}).get("e2e_batch_size")
     repeats = results.get("config", {}).get("e2e_repeats", 1)
     split = f" (`{data.get('split')}` split)" if data.get("split") else ""
     return ["## End to end: decode → preprocess → model → prediction", "",
             f"{data.get('images', '?')} labelled images from `{data.get('folder', '?')}`{split}, batch {batch}. "
             f"Without TTA ('-', the single center view) images/s is the median of {repeats} interleaved passes; "
-            "each TTA setting is one pass. Agreement and max |Δprob| are against pytorch fp32 at the same TTA.",
+            "each TTA setting is one pass. 'of model-only' is end to end as a share of the same backend's "
+            f"model-only images/s at batch {batch} (without TTA). Agreement and max |Δprob| are against pytorch fp32 "
+            "at the same TTA.",
             "",
-            *_table(["backend", "TTA", "images/s", "vs PyTorch fp32", "top-1", "top-5", "agreement", "max |Δp|"],
-                    rows)]
+            *_table(["backend", "TTA", "images/s", "vs PyTorch fp32", "of model-only", "top-1", "top-5", "agreement",
+                     "max |Δp|"], rows)]
+
+
+_ROLES = {"pytorch_eager": "eager PyTorch fp32", "pytorch_best": "best PyTorch, torch.compile",
+          "openvino": "OpenVINO used directly"}
+
+
+def _times(value: Any) -> str:
+    return _num(value, ".2f", "x")
+
+
+def _compile_cell(backend: Mapping[str, Any]) -> str:
+    """Total seconds, and for torch.compile each batch size's, with whether inductor's cache had the graph."""
+    seconds, compiles = backend.get("compile_seconds"), backend.get("compiles") or []
+    if seconds is None:
+        return "-"
+    if not compiles:
+        return f"{seconds:.1f}"
+    hits = sum(bool(c.get("fx_cache_hit")) for c in compiles)
+    cache = f"inductor FX-graph cache hits {hits}/{len(compiles)}"
+    each = ", ".join(f"b{c['batch_size']} {c['seconds']:.1f}" for c in compiles)
+    return f"{seconds:.1f} ({each}; {cache})"
+
+
+def _peers_section(results: Mapping[str, Any]) -> list[str]:
+    """clfkit's rows against the peers, then what each peer row ran (precision, compile time, why) and what was
+    skipped."""
+    ratios, peers = results.get("peer_ratios") or [], results.get("peers") or {}
+    peer_rows = [b for b in results.get("backends", []) if b.get("peer")]
+    batch = results.get("config", {}).get("e2e_batch_size")
+    lines = ["## Against the strongest peers", "",
+             "How many times faster each clfkit row is than each peer (above 1: clfkit is faster): batch-1 p50 "
+             f"latency, model-only images/s at batch {batch}, end-to-end images/s (no TTA).", "",
+             *_table(["clfkit", "versus", "batch-1 latency", f"model only, batch {batch}", "end to end"],
+                     [[r["backend"], f"{_ROLES.get(r['versus'], r['versus'])}: {r['versus_backend']}",
+                       _times(r.get("latency_b1_speedup")), _times(r.get("model_only_speedup")),
+                       _times(r.get("e2e_speedup"))] for r in ratios], "llrrr")]
+    if peer_rows:
+        e2e = {r["backend"]: r for r in results.get("e2e", []) if r.get("tta", 0) == 0}
+        rows = [[b["name"], b.get("precision"), b.get("provider"), _compile_cell(b),
+                 _pct(e2e.get(b["name"], {}).get("agreement_top1")), b.get("notes") or ""] for b in peer_rows]
+        lines += ["", "Peer rows: compile time (seconds; per batch size for torch.compile, which specialises on each) "
+                  "is measured before any timing and is in none of the numbers above; agreement is top-1 against "
+                  "pytorch fp32 on the end-to-end images.", "",
+                  *_table(["peer", "precision", "runs on", "compile s", "agreement", "notes"], rows, "lllrrl")]
+    for skipped in peers.get("skipped", []):
+        lines += ["", f"**{skipped['peer']} not measured:** {skipped['reason']}."]
+    return lines
 
 
 def _memory_table(results: Mapping[str, Any]) -> list[str]:
@@ -155,7 +205,8 @@ def _memory_table(results: Mapping[str, Any]) -> list[str]:
         lines += ["Peak memory was not measured (`--no-memory`).", ""]
     else:
         lines += ["Peak RSS of a fresh process that loads only this backend and runs the end-to-end path over a "
-                  "few batches (an onnxruntime process never imports torch); 'after imports' is its size before "
+                  "few batches (an onnxruntime or OpenVINO process never imports torch; a torch.compile process "
+                  "compiles first, so its peak includes the compiler's); 'after imports' is its size before "
                   "the model is loaded. PyTorch's DataLoader worker processes (forked, sharing most pages with "
                   "the parent) are not included.", ""]
     return lines + _table(["backend", "file", "file MB", "peak RSS MB", "after imports MB", "providers"], rows,
@@ -197,6 +248,18 @@ def _load_warning(results: Mapping[str, Any]) -> list[str]:
             "onnxruntime. Do not publish these numbers; rerun on a quiet machine.", ""]
 
 
+def _peer_headline(results: Mapping[str, Any]) -> str:
+    roles = results.get("peer_roles") or {}
+    parts = []
+    for role in ("pytorch_best", "openvino"):
+        if roles.get(role):
+            e2e, b1, model = (_times(results.get(f"speedup_{key}_vs_{role}")) for key in ("e2e", "latency_b1",
+                                                                                         "model_only"))
+            parts.append(f"against {_ROLES[role]} (`{roles[role]}`): **{e2e}** end to end, **{b1}** at batch 1, "
+                         f"{model} model only")
+    return (" onnxruntime fp32 " + "; ".join(parts) + ".") if parts else ""
+
+
 def render_markdown(results: Mapping[str, Any]) -> str:
     spec = results.get("spec", {})
     env = results.get("environment", {})
@@ -207,8 +270,10 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                 f"end-to-end images/s, **{_num(results.get('speedup_latency_b1'), '.2f', 'x')}** lower batch-1 p50 "
                 f"latency; end to end reaches **{_pct(results.get('e2e_vs_model_only'))}** of model-only throughput. "
                 "Against PyTorch's own model-only throughput (no data loading at all) onnxruntime end to end is "
-                f"{_num(results.get('speedup_e2e_vs_pytorch_model_only'), '.2f', 'x')}.")
-    lines = [title, "", headline, "", *_load_warning(results), *_verdict(results), "", *_e2e_table(results), "",
+                f"{_num(results.get('speedup_e2e_vs_pytorch_model_only'), '.2f', 'x')}." + _peer_headline(results))
+    peers = _peers_section(results) if results.get("peer_ratios") or results.get("peers") else []
+    lines = [title, "", headline, "", *_load_warning(results), *_verdict(results), "", *peers, *([""] if peers else []),
+             *_e2e_table(results), "",
              *_latency_table(results), "",
              "![latency vs batch size](latency.png)", "", "![throughput](throughput.png)", "",
              *_memory_table(results), "", *_environment(results), "",
@@ -218,6 +283,14 @@ def render_markdown(results: Mapping[str, Any]) -> str:
              "the bf16/fp16 row is the same with torch.autocast.",
              "- onnxruntime = clfkit's Engine.predict (what clf-infer runs): decode + preprocess in a thread pool "
              "overlapping the model, CPU provider with the same thread count.",
+             "- Best PyTorch = torch.compile(dynamic=False) of the eval model in channels_last, through the baseline's "
+             "DataLoader; bf16 autocast only on a CPU with native bf16 (amx_bf16 / avx512_bf16), fp16 autocast on "
+             "CUDA, else fp32 (the row's notes say which and why). Every batch size it is called with is compiled "
+             "first; compile time is reported apart.",
+             "- OpenVINO used directly = Core().compile_model(read_model(MODEL), \"CPU\", {INFERENCE_NUM_THREADS}) "
+             "with OpenVINO's defaults (`openvino default`) and with INFERENCE_PRECISION_HINT f32 (`openvino fp32`); "
+             "end to end is a plain loop (clfkit's decode + preprocess a batch at a time, then the model), model-only "
+             "the same prepared float32 batch as every backend.",
              "- Model-only: warm-up calls, then at least "
              f"{results.get('config', {}).get('min_runs', '?')} timed calls and "
              f"{results.get('config', {}).get('min_seconds', '?')} s per row, time.perf_counter around each call "

@@ -1,4 +1,5 @@
-"""``run_bench``: PyTorch baseline vs onnxruntime (and its int8/fp16/uint8-input variants) on the same images,
+"""``run_bench``: PyTorch baseline vs onnxruntime (and its int8/fp16/uint8-input variants) and the strongest
+peers that are not clfkit (torch.compile, OpenVINO used directly: :mod:`clfkit.bench.peers`) on the same images,
 the same thread count, in one process and one run.  Returns the results as a dict; :mod:`clfkit.bench.report`
 writes them.
 
@@ -9,7 +10,8 @@ Per backend it measures
 * end-to-end throughput over the evaluation folder (decode → preprocess → model → probabilities) at
   ``e2e_batch_size``: the median of ``e2e_repeats`` interleaved passes without TTA, and one pass per ``tta``
   value; the probabilities of those passes give top-1/top-5, agreement with PyTorch fp32 and max |Δprob|;
-* peak memory in a separate process (see :mod:`clfkit.bench.memory`) and the model file size.
+* peak memory in a separate process (see :mod:`clfkit.bench.memory`) and the model file size;
+* for torch.compile, the compile time of every batch size the run calls, before any of the timings above.
 
 The evaluation images are ``DATA/test`` when DATA holds clf-split's ``train/val/test`` (``DATA/val`` when there
 is no test split), else DATA itself as a class-per-folder directory.  Every image is decoded once before any
@@ -24,9 +26,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from clfkit.bench.backends import BenchBackend, FolderRun, RuntimeBackend, runtime_backend
+from clfkit.bench.backends import BenchBackend, FolderRun
 from clfkit.bench.env import environment, load_average, usable_cores
-from clfkit.bench.summary import accuracy_row, summarize
+from clfkit.bench.lineup import load_backends, model_batches
+from clfkit.bench.peers import check_peers
+from clfkit.bench.summary import accuracy_row, e2e_over_model_only, summarize
 from clfkit.bench.timing import MIN_RUNS, MIN_SECONDS, WARMUP, time_fn
 from clfkit.data.layout import evaluation_folder
 from clfkit.data.scan import class_dirs, iter_image_files
@@ -68,12 +72,15 @@ class BenchConfig:
     memory: bool = True
     max_images: int | None = None
     seed: int = 0
+    peers: tuple[str, ...] | None = None  # None: every peer that can run here; (): none (--no-peers)
     command: str | None = None
 
     def __post_init__(self) -> None:
         self.checkpoint, self.onnx, self.data = Path(self.checkpoint), Path(self.onnx), Path(self.data)
         self.int8 = Path(self.int8) if self.int8 is not None else None
         self.variants = tuple(Path(v) for v in self.variants)
+        if self.peers is not None:
+            self.peers = check_peers(self.peers)
         if not self.batch_sizes or any(b < 1 for b in self.batch_sizes):
             raise ConfigError(f"--batch-sizes must be whole numbers >= 1, got {list(self.batch_sizes)}")
         if any(t < 0 for t in self.tta):
@@ -117,7 +124,7 @@ class BenchConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(e2e_batch_size=self.e2e_batch, threads=self.num_threads,
-                    loader_workers=self.num_loader_workers)
+                    loader_workers=self.num_loader_workers, peers="all" if self.peers is None else list(self.peers))
         return data
 
 
@@ -174,50 +181,6 @@ def _sample_views(evalset: EvalSet, spec: ModelSpec, count: int) -> np.ndarray:
     """uint8 (count, H, W, 3) eval crops of the first images (cycled when there are fewer): the model-only input."""
     crops = [resize_crop(load_rgb(p), spec) for p in evalset.paths[:count]]
     return np.stack([crops[i % len(crops)] for i in range(count)])
-
-
-@dataclass
-class Backends:
-    """The compared backends, with the two every ratio is taken against named, not found by position."""
-
-    all: list[BenchBackend]
-    baseline: BenchBackend  # PyTorch eager fp32: the original pipeline's way
-    reference: BenchBackend  # the plain fp32 export on the runtime, as clf-infer runs it
-    int8: BenchBackend | None = None
-
-
-def _load_backends(config: BenchConfig, log: Log) -> tuple[ModelSpec, Backends]:
-    import torch
-
-    from clfkit.bench.baseline import torch_backend
-    from clfkit.models.classifier import load_checkpoint
-
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
-    loaded = load_checkpoint(config.checkpoint)
-    spec = loaded.spec
-    low = "fp16" if config.device == "cuda" else "bf16"
-    baseline = torch_backend(loaded.model, config.checkpoint, "fp32", config.device)
-    backends: list[BenchBackend] = [baseline, torch_backend(loaded.model, config.checkpoint, low, config.device)]
-    taken: set[str] = set()
-    opened: dict[Path, RuntimeBackend] = {}
-    for path in (config.onnx, config.int8, *config.variants):
-        if path is None:
-            continue
-        backend = runtime_backend(path, config.device, config.num_threads, log, taken)
-        if backend.engine.spec != spec:
-            raise ConfigError(f"{path} was not exported from {config.checkpoint}: its spec (classes, sizes or "
-                              "normalization) differs; export it again with clf-export")
-        backends.append(backend)
-        opened.setdefault(path, backend)
-    reference, int8 = opened[config.onnx], opened.get(config.int8) if config.int8 is not None else None
-    if int8 is not None and int8.precision != "int8":
-        raise ConfigError(f"--int8 {config.int8} is a {int8.precision} model; pass the .int8.onnx file "
-                          "clf-export --int8 wrote")
-    if reference.precision != "fp32" or reference.input_format != "float32_nchw":
-        raise ConfigError(f"MODEL {config.onnx} must be the plain fp32 export (it is {reference.precision}, "
-                          f"{reference.input_format}); pass variants with --int8 / --variant")
-    return spec, Backends(backends, baseline=baseline, reference=reference, int8=int8)
 
 
 def _latency(backends: list[BenchBackend], views: np.ndarray, spec: ModelSpec, config: BenchConfig,
@@ -304,7 +267,7 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        spec, loaded = _load_backends(config, log)
+        spec, loaded = load_backends(config, log)
         backends = loaded.all
         evalset = eval_set(config.data, spec.class_names, max_images=config.max_images,
                            workers=config.decode_workers)
@@ -312,9 +275,19 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
             log(f"skipped unreadable image {printable(skipped['path'])}: {skipped['error']}")
         log(f"{len(evalset.paths)} evaluation images in {evalset.folder}; {threads} threads; backends: "
             + ", ".join(f"{b.name} ({b.provider})" for b in backends))
+        batches = model_batches(config, len(evalset.paths))
+        if loaded.pytorch_best is not None:
+            log(f"compiling {loaded.pytorch_best.name} for batch sizes {', '.join(map(str, sorted(batches)))} "
+                "(torch.compile: minutes on a large model when inductor's cache is cold; not in any timing)")
+        loaded.prepare(batches, spec)  # compiles, before anything is timed
+        for info in (b.describe() for b in backends):
+            if info.get("compile_seconds") is not None:
+                log(f"compile  {info['name']:<28} {info['compile_seconds']:.1f} s (in no timing)")
         views = _sample_views(evalset, spec, max(config.batch_sizes))
         latency = _latency(backends, views, spec, config, log)
         e2e = _e2e(backends, loaded.baseline, evalset, spec, config, log)
+        for row in e2e:  # end to end as a share of the same backend's model-only throughput at the same batch
+            row["e2e_over_model_only"] = e2e_over_model_only(latency, row)
         memory = _memory(backends, evalset, config, log) if config.memory else []
     finally:
         torch.set_num_threads(previous_threads)
@@ -326,7 +299,13 @@ def run_bench(config: BenchConfig, log: Log = lambda msg: None) -> dict[str, Any
     return to_jsonable({
         "schema": SCHEMA,
         **summarize(latency, e2e, e2e_batch_size=config.e2e_batch, baseline=loaded.baseline.name,
-                    reference=loaded.reference.name, int8=loaded.int8.name if loaded.int8 else None),
+                    reference=loaded.reference.name, int8=loaded.int8.name if loaded.int8 else None,
+                    pytorch_best=loaded.pytorch_best.name if loaded.pytorch_best else None,
+                    openvino=loaded.openvino.name if loaded.openvino else None,
+                    clfkit=[b.name for b in loaded.clfkit],
+                    default=loaded.default.name if loaded.default else None),
+        "default_backend": loaded.default.name if loaded.default else None,
+        "peers": loaded.describe_peers(),
         "config": config.to_dict(),
         "environment": env,
         "spec": spec.to_dict(),

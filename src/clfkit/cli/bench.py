@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from clfkit.cli.common import CONTEXT, user_errors, workers_option
+from clfkit.errors import ConfigError
 from clfkit.io import check_writable
 
 __all__ = ["bench_cmd", "parse_int_list"]
@@ -28,7 +29,8 @@ def parse_int_list(text: str, flag: str, minimum: int) -> tuple[int, ...]:
 _EPILOG = """\b
 Writes into --out DIR:
   report.md       targets (met / MISSED), end-to-end, latency, memory and environment tables
-  results.json    everything, with speedup_e2e and speedup_latency_b1 at the top level
+  results.json    everything, with speedup_e2e and speedup_latency_b1 at the top level, and the
+                  peer ratios (peer_ratios, speedup_*_vs_pytorch_best, speedup_*_vs_openvino)
   results.csv     one row per measurement (kind = latency, e2e or memory)
   latency.png     p50 latency vs batch size per backend
   throughput.png  model-only and end-to-end images/s per backend
@@ -36,6 +38,13 @@ Writes into --out DIR:
 \b
 Evaluation images: DATA_DIR/test when DATA_DIR is a clf-split folder (train/val/test; val if there is no
 test), else DATA_DIR itself as class-per-folder.  Close other work first: the load average is recorded.
+
+\b
+Peers (not clfkit), measured beside it unless --no-peers:
+  torch-compile   torch.compile + channels_last (+ bf16/fp16 autocast where the hardware has it natively);
+                  its compile time is reported on its own and can take minutes on a large model
+  openvino        OpenVINO used directly on MODEL: its defaults, and INFERENCE_PRECISION_HINT f32
+A peer that cannot run here is skipped with the reason, unless it was named in --peers.
 """
 
 
@@ -70,23 +79,30 @@ test), else DATA_DIR itself as class-per-folder.  Close other work first: the lo
               help="Use at most N evaluation images (evenly spaced over the classes) for a quick look.")
 @click.option("--memory/--no-memory", default=True, show_default=True,
               help="Measure peak memory per backend in a child process.")
+@click.option("--peers", "peers", default=None, metavar="LIST",
+              help="Peers to measure beside clfkit: comma-separated torch-compile, openvino; or all, or none "
+                   "[default: all].")
+@click.option("--no-peers", is_flag=True, help="Measure no peer (the same as --peers none).")
 @user_errors
 def bench_cmd(checkpoint: Path, model: Path, data_dir: Path, out: Path, int8: Path | None,
               variants: tuple[Path, ...], batch_sizes: str, tta: str, device: str, threads: int | None,
               e2e_batch_size: int | None, workers: int | None, loader_workers: int | None, min_runs: int,
               min_seconds: float, e2e_repeats: int, max_images: int | None,
-              memory: bool) -> None:
+              memory: bool, peers: str | None, no_peers: bool) -> None:
     """Compare CHECKPOINT (clf-train's model.pt, run the way the original PyTorch pipeline runs it) with MODEL
     (its clf-export ONNX file) on the labelled images in DATA_DIR: latency, throughput, accuracy, memory."""
+    from clfkit.bench.peers import parse_peers
     from clfkit.bench.report import write_report
     from clfkit.bench.run import BenchConfig, run_bench
 
+    if no_peers and peers is not None:
+        raise ConfigError("Can't provide both --peers and --no-peers. Choose one.")
     config = BenchConfig(
         checkpoint=checkpoint, onnx=model, data=data_dir, int8=int8, variants=variants,
         batch_sizes=parse_int_list(batch_sizes, "--batch-sizes", 1), tta=parse_int_list(tta, "--tta", 0),
         device=device, threads=threads, e2e_batch_size=e2e_batch_size, decode_workers=workers,
         loader_workers=loader_workers, min_runs=min_runs, min_seconds=min_seconds, e2e_repeats=e2e_repeats,
-        memory=memory,
+        memory=memory, peers=() if no_peers else parse_peers(peers) if peers is not None else None,
         max_images=max_images, command=shlex.join(["clf-bench", *sys.argv[1:]]),
     )
     check_writable(out, f"--out {out}")  # before minutes of measuring, not after
@@ -96,6 +112,13 @@ def bench_cmd(checkpoint: Path, model: Path, data_dir: Path, out: Path, int8: Pa
         status = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
         click.echo(f"{status:>12}  {target['description']}"
                    + (f": {target['value']:.2f}" if target["value"] is not None else ""))
+    for row in results.get("peer_ratios", []):
+        if row["versus"] == "pytorch_eager":
+            continue  # the targets above already compare with eager PyTorch
+        click.echo(f"{row['backend']} vs {row['versus_backend']}: " + ", ".join(
+            f"{label} {row[key]:.2f}x" if row[key] is not None else f"{label} n/a"
+            for label, key in (("end to end", "e2e_speedup"), ("batch-1 latency", "latency_b1_speedup"),
+                               ("model only", "model_only_speedup"))))
     if results.get("int8"):
         click.echo(results["int8"]["reason"])
     click.echo(f"report: {files['report.md']}")
