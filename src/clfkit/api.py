@@ -67,7 +67,8 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike = "model.o
 
 
 def load_model(path: str | os.PathLike = "model.onnx", **options: Any) -> "Engine":
-    """Open an exported model for prediction, without torch (``device``, ``threads``, ``runtime``, ``spec``);
+    """Open an exported model for prediction, without torch (``device``, ``threads``, ``runtime``, ``precision``,
+    ``spec``; runtime and precision "auto" as in clf-infer);
     ``model.predict(items, tta=…)`` then yields one prediction per path, PIL image or uint8 array."""
     from clfkit.runtime.engine import Engine
 

@@ -9,6 +9,7 @@ are written row by row, see :mod:`clfkit.runtime.writers`).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import numpy as np
 
 from clfkit.errors import OutputError
 
-__all__ = ["atomic_path", "check_writable", "write_text", "to_jsonable", "write_json", "write_csv",
+__all__ = ["file_sha256", "atomic_path", "check_writable", "write_text", "to_jsonable", "write_json", "write_csv",
            "write_csv_matrix"]
 
 
@@ -131,3 +132,12 @@ def write_csv_matrix(cm: np.ndarray, class_names: Sequence[str], path: str | os.
         raise ValueError(f"confusion matrix has shape {cm.shape} but there are {len(names)} class names; "
                          f"expected ({len(names)}, {len(names)})")
     return write_csv(path, ["true\\predicted", *names], ([name, *row] for name, row in zip(names, cm.tolist())))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

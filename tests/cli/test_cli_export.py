@@ -31,7 +31,36 @@ def test_export_writes_verified_onnx_into_a_new_folder(tiny_run, tmp_path, one_t
     report = json.loads((out.parent / "model.verify.json").read_text())
     assert report["passed"] is True and report["images"]["count"] == 24
     assert [r["batch_size"] for r in report["reports"][0]["rows"]] == [1, 3, 16]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "model.verify.json"]
+    # by default the int8 file too, calibrated on the run's train split and verified like the fp32 one
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.int8.onnx", "model.onnx", "model.verify.json"]
+    assert f"wrote {out.with_name('model.int8.onnx')} (int8)" in result.output
+    assert "clf-infer on this CPU will run: " in result.output
+
+
+def test_no_int8_writes_only_the_fp32_file(tiny_run, tmp_path, one_thread):
+    out = tmp_path / "model.onnx"
+    result = run(tiny_run.checkpoint, out, "--no-int8")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.verify.json"]
+    result = run(tiny_run.checkpoint, out, "--no-int8", "--calibration", tiny_run.data / "train")
+    assert result.exit_code != 0 and "--no-int8 is set" in result.output
+
+
+def test_without_calibration_photos_the_default_export_skips_int8(tiny_run, tmp_path, one_thread):
+    import shutil
+
+    run_dir = tmp_path / "moved"
+    shutil.copytree(tiny_run.checkpoint.parent, run_dir)  # the checkpoint without its data folder beside it
+    data = tiny_run.data
+    hidden = data.with_name(data.name + "-hidden")
+    data.rename(hidden)
+    try:
+        result = run(run_dir / tiny_run.checkpoint.name, tmp_path / "out" / "model.onnx")
+    finally:
+        hidden.rename(data)
+    assert result.exit_code == 0, result.output
+    assert "no int8 file: no calibration photos" in result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.onnx", "model.verify.json"]
 
 
 def _umask() -> int:
@@ -45,7 +74,8 @@ def test_int8_with_calibration_folder(tiny_run, tmp_path, one_thread):
     result = run(tiny_run.checkpoint, out, "--int8", "--calibration", tiny_run.data / "train")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.int8.onnx").is_file()
-    assert "m.int8.onnx (int8, float32_nchw input)" in result.output
+    assert "m.int8.onnx on onnxruntime (int8, float32_nchw input" in result.output
+    assert "m.int8.onnx on openvino (int8, float32_nchw input" in result.output
 
 
 def test_without_the_data_split_generated_images_are_used(tmp_path, one_thread):
@@ -110,7 +140,7 @@ def test_head_size_must_match_the_class_names(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--calibration", "."], "only applies to `--int8`"),
+    (["--no-int8", "--calibration", "."], "--no-int8 is set"),
     (["--atol", "0"], "--atol must be a positive number"),
     (["--opset", "7"], "--opset 7 is not supported"),
     (["--verify", "no/such/dir"], "--verify no/such/dir: folder not found"),
@@ -163,3 +193,21 @@ def test_a_real_checkpoint_loads_with_weights_only(tiny_run):
     """What the refusal above relies on: clf-train's model.pt needs no code to unpickle."""
     obj = torch.load(tiny_run.checkpoint, weights_only=True)
     assert obj["format"] == "clfkit.checkpoint"
+
+
+def test_a_default_int8_file_that_fails_verification_is_not_kept(tiny_run, tmp_path, one_thread, monkeypatch):
+    """The int8 file nobody asked for must not fail the export, nor stay on disk to be deployed; asked for with
+    --int8, its failure fails the command."""
+    from clfkit.export import verify as verify_module
+
+    monkeypatch.setitem(verify_module.MIN_AGREEMENT, "int8", 1.01)  # no int8 file can pass
+    out = tmp_path / "model.onnx"
+    result = run(tiny_run.checkpoint, out)
+    assert result.exit_code == 0, result.output
+    assert "model.int8.onnx failed verification on onnxruntime" in result.output and "not kept" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.verify.json"]
+    record = json.loads((tmp_path / "model.verify.json").read_text())
+    assert record["passed"] is True and "model.int8.onnx" in record["dropped"]
+    assert "onnxruntime fp32 on model.onnx" in result.output.splitlines()[-1]
+    result = run(tiny_run.checkpoint, out, "--int8")
+    assert result.exit_code != 0 and "verification FAILED for model.int8.onnx" in result.output

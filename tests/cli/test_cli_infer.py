@@ -174,3 +174,25 @@ def test_help_documents_formats_views_and_exit_codes():
     assert result.exit_code == 0
     for text in ("path,pred,prob,index,top1", "wide_hflip", "Exit codes", "3 some files", "--fast-decode"):
         assert text in result.output
+
+
+def test_the_runtime_choice_is_printed_and_written(exported, tmp_path):
+    """--runtime/--precision auto says what runs and why; the rows and the report name it."""
+    folder = make_labelled_folder(tmp_path / "test", {"cat": 2, "dog": 2, "owl": 2})
+    model = exported[0].files["fp32"]
+    out, report = tmp_path / "p.csv", tmp_path / "report"
+    result = _invoke("--model", model, folder, "--out", out, "--report", report, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("clf-infer: runtime "))
+    assert "verified on this machine" in line  # the export's record decided
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["runtime"] in line and metrics["chosen_by"] in line
+    assert {r["provider"] for r in _rows(out)} == {"CPUExecutionProvider" if metrics["runtime"] == "onnxruntime"
+                                                   else f"OpenVINO CPU {metrics['precision_run']}"}
+    # forcing one runtime and precision runs exactly that, the int8 file beside the model included
+    result = _invoke("--model", model, folder, "--out", out, "--runtime", "openvino", "--precision", "int8")
+    assert result.exit_code == 0, result.output
+    assert {r["provider"] for r in _rows(out)} == {"OpenVINO CPU int8"}
+    result = _invoke("--model", model, folder, "--runtime", "onnxruntime", "--precision", "bf16")
+    assert result.exit_code == 1 and "--precision bf16: onnxruntime runs" in result.output
+    assert "Traceback" not in result.output

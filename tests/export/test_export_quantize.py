@@ -10,7 +10,8 @@ import pytest
 from export_run import SPEC
 
 from clfkit.errors import ClfError
-from clfkit.export.quantize import quantize_int8, variant_path
+from clfkit.artifacts.verify_record import variant_path
+from clfkit.export.quantize import quantize_int8
 from clfkit.data.layout import list_images
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import normalize_batch, resize_crop

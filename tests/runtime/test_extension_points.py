@@ -59,7 +59,7 @@ class NumpyBackend:
 
 @pytest.fixture
 def numpy_runtime(monkeypatch):
-    monkeypatch.setitem(registry._RUNTIMES, "numpy", registry.RuntimeInfo("numpy", lambda path, device, threads, log:
+    monkeypatch.setitem(registry._RUNTIMES, "numpy", registry.RuntimeInfo("numpy", lambda path, device, threads, log, precision:
                                                                              NumpyBackend(path), lambda: None))
 
 

@@ -10,8 +10,9 @@ key                        value
 =========================  ==================================================================================
 ``clfkit.spec``            the ModelSpec as JSON (``schema_version`` inside): class names, sizes, mean/std …
 ``class_names``            a plain JSON list of class names, index = logit position (for other tools)
-``clfkit.input_format``    ``float32_nchw`` (normalized float input) or ``uint8_nhwc`` (resized+cropped pixels;
-                           /255, mean/std and the layout change happen inside the graph)
+``clfkit.input_format``    ``float32_nchw`` (normalized float input), ``uint8_nhwc`` (resized+cropped pixels;
+                           /255, mean/std and the layout change happen inside the graph) or ``uint8_image``
+                           (one decoded RGB photo (1, H, W, 3) of any size; resize and crop happen inside too)
 ``clfkit.precision``       ``fp32``, ``fp16`` or ``int8`` (inputs and outputs are float32 in every variant)
 ``clfkit.version``         the clfkit version that wrote the file
 =========================  ==================================================================================
@@ -39,7 +40,7 @@ META_CLASS_NAMES = "class_names"
 META_INPUT_FORMAT = "clfkit.input_format"
 META_PRECISION = "clfkit.precision"
 META_VERSION = "clfkit.version"
-INPUT_FORMATS = ("float32_nchw", "uint8_nhwc")
+INPUT_FORMATS = ("float32_nchw", "uint8_nhwc", "uint8_image")
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -49,7 +50,7 @@ PRODUCER_NAME = "clfkit"
 @dataclass(frozen=True)
 class OnnxMetadata:
     spec: ModelSpec
-    input_format: str  # "float32_nchw" or "uint8_nhwc"
+    input_format: str  # "float32_nchw", "uint8_nhwc" or "uint8_image" (INPUT_FORMATS)
     precision: str  # "fp32", "fp16" or "int8"
     version: str  # clfkit version that wrote the file
 

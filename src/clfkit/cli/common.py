@@ -59,12 +59,21 @@ topk_option = click.option("--topk", "-k", type=click.IntRange(min=1), default=5
 
 
 def runtime_option(func: F) -> F:
-    """``--runtime``, its choices from the runtime registry (imported only by the commands that run a model)."""
-    from clfkit.runtime.registry import runtime_names
+    """``--runtime`` and ``--precision``, their choices from the runtime registry (imported only by the commands
+    that run a model)."""
+    from clfkit.runtime.registry import PRECISIONS, runtime_names
 
+    func = click.option(
+        "--precision", type=click.Choice(["auto", *PRECISIONS]), default="auto", show_default=True,
+        help="What the model computes in. auto: the fastest precision (or variant file, e.g. model.int8.onnx "
+             "beside model.onnx) that clf-export verified on this machine, else the file's own; a forced one "
+             "this CPU or runtime cannot compute in is an error.",
+    )(func)
     return click.option(
-        "--runtime", type=click.Choice(runtime_names()), default="onnxruntime", show_default=True,
-        help="What runs the model: onnxruntime (CPU or CUDA) or OpenVINO (CPU), both on the same .onnx file.",
+        "--runtime", type=click.Choice(["auto", *runtime_names()]), default="auto", show_default=True,
+        help="What runs the model, on the same .onnx file: onnxruntime (CPU or CUDA) or OpenVINO (CPU). auto: "
+             "onnxruntime for CUDA; on the CPU what clf-export's verification measured fastest on this machine, "
+             "else onnxruntime.",
     )(func)
 
 

@@ -73,7 +73,7 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
                    ".jsonl) are not predicted again; new rows are appended (see below).")
 @user_errors
 def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, runtime: str,
-              device: str, threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
+              precision: str, device: str, threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
               recursive: bool, visualize: int, fast_decode: bool, progress: bool, skip_existing: bool) -> None:
     """Predict the classes of the images in PATH... (files, folders or globs) with an ONNX model.
 
@@ -85,8 +85,10 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
         click.echo(f"clf-infer: {msg}", err=True)
 
     check_options(out, report, visualize, skip_existing)
-    engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, runtime=runtime, log=log)
+    engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, runtime=runtime,
+                              precision=precision, log=log)
     log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
+    log(engine.describe_choice())
     result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
                        recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,
                        progress=progress, skip_existing=skip_existing, log=log)

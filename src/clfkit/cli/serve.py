@@ -34,7 +34,7 @@ __all__ = ["serve_cmd"]
               help="Largest upload per request (a batch request's files together); larger ones get 413.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
 @user_errors
-def serve_cmd(model: Path, host: str, port: int, runtime: str, device: str, threads: int | None, workers: int | None,
+def serve_cmd(model: Path, host: str, port: int, runtime: str, precision: str, device: str, threads: int | None, workers: int | None,
               max_batch: int, max_wait_ms: float, tta: int, topk: int, max_upload_mb: float,
               access_log: bool) -> None:
     """Serve an ONNX classifier over HTTP: POST /predict, POST /predict/batch, GET /health, GET /model,
@@ -49,8 +49,9 @@ def serve_cmd(model: Path, host: str, port: int, runtime: str, device: str, thre
     require_serve_extra()
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, tta=tta, topk=topk,
                          max_upload_mb=max_upload_mb, workers=workers)
-    engine = Engine.from_onnx(model, device=device, threads=threads, runtime=runtime, log=log)
+    engine = Engine.from_onnx(model, device=device, threads=threads, runtime=runtime, precision=precision, log=log)
     log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
+    log(engine.describe_choice())
     log(f"micro-batching up to {max_batch} images or {max_wait_ms:g} ms"
         + (f", TTA {tta} views" if tta > 1 else ""))
     run_server(engine, config, host=host, port=port, access_log=access_log, log=log)

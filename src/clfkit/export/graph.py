@@ -1,10 +1,12 @@
 """PyTorch Classifier → ONNX graph with a dynamic batch and clfkit metadata.
 
 The graph: input ``images`` float32 (batch, 3, H, W) normalized as the spec says (or, with
-``embed_preprocess``, uint8 (batch, H, W, 3) pixels already resized and cropped); output ``logits``
-(batch, num_classes).  Exported with the TorchScript exporter (``dynamo=False``), which gives a plain opset-17
-graph that every ONNX runtime runs.  H and W are fixed by the spec, which lets run-time "SAME" padding become
-constants folded into the Convs (faster fp32, and the reason int8 is fast: benchmarks/results/design-choices.md).
+``embed_preprocess="pixels"``, uint8 (batch, H, W, 3) pixels already resized and cropped; with ``"full"``, one
+decoded photo uint8 (1, H, W, 3) of any size, resized and cropped inside the graph: :mod:`.full_preprocess`);
+output ``logits`` (batch, num_classes).  Exported with the TorchScript exporter (``dynamo=False``), which gives a
+plain opset-17 graph that every ONNX runtime runs.  H and W are fixed by the spec, which lets run-time "SAME"
+padding become constants folded into the Convs (faster fp32, and the reason int8 is fast:
+benchmarks/results/design-choices.md).
 """
 from __future__ import annotations
 
@@ -20,15 +22,29 @@ from torch import nn
 from torch.nn import functional as F
 
 from clfkit.artifacts.onnx_meta import INPUT_NAME, OUTPUT_NAME, save_onnx
-from clfkit.errors import ClfError
+from clfkit.errors import ClfError, ConfigError
+from clfkit.export.full_preprocess import FULL_MIN_OPSET, check_full_spec, prepend_preprocess
 from clfkit.export.simplify import simplify
 from clfkit.spec import ModelSpec
 
-__all__ = ["DEFAULT_OPSET", "EmbeddedPreprocess", "StaticSamePadConv", "export_model", "static_same_padding",
-           "to_onnx_proto"]
+__all__ = ["DEFAULT_OPSET", "EMBED_PREPROCESS", "EmbeddedPreprocess", "embed_mode", "StaticSamePadConv",
+           "export_model", "static_same_padding", "to_onnx_proto"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET, MAX_OPSET = 13, 20  # the TorchScript exporter's range that every target runtime we know reads
+# --embed-preprocess value → the file's clfkit.input_format ("pixels": resized+cropped uint8, "full": the photo)
+EMBED_PREPROCESS = {"pixels": "uint8_nhwc", "full": "uint8_image"}
+
+
+def embed_mode(embed_preprocess: bool | str | None) -> str | None:
+    """None (float32 input), "pixels" or "full"; ``True`` is "pixels" (the flag before it took a value)."""
+    if embed_preprocess is None or embed_preprocess is False:
+        return None
+    if embed_preprocess is True:
+        return "pixels"
+    if embed_preprocess not in EMBED_PREPROCESS:
+        raise ConfigError(f"--embed-preprocess {embed_preprocess!r} is not one of {', '.join(EMBED_PREPROCESS)}")
+    return str(embed_preprocess)
 
 
 class EmbeddedPreprocess(nn.Module):
@@ -102,14 +118,20 @@ def static_same_padding(model: nn.Module, input_size: int) -> nn.Module:
 
 
 def to_onnx_proto(model: nn.Module, spec: ModelSpec, *, opset: int = DEFAULT_OPSET,
-                  embed_preprocess: bool = False) -> onnx.ModelProto:
-    """Trace ``model`` (CPU, float32, eval mode) into an in-memory ONNX ModelProto, constants folded."""
+                  embed_preprocess: bool | str | None = None) -> onnx.ModelProto:
+    """Trace ``model`` (CPU, float32, eval mode) into an in-memory ONNX ModelProto, constants folded.
+
+    ``embed_preprocess="full"`` is written at opset ``max(opset, 18)``: its resampling needs opset-18 ops."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ClfError(f"--opset {opset} is not supported; choose {MIN_OPSET}..{MAX_OPSET} (default {DEFAULT_OPSET})")
+    mode = embed_mode(embed_preprocess)
+    if mode == "full":
+        check_full_spec(spec)  # before a minute of tracing
+        opset = max(opset, FULL_MIN_OPSET)
     model = model.to("cpu", torch.float32).eval()
     size = spec.input_size
     model = static_same_padding(model, size)
-    if embed_preprocess:
+    if mode == "pixels":
         module: nn.Module = EmbeddedPreprocess(model, spec).eval()
         example = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8)  # (B, H, W, 3)
     else:
@@ -126,12 +148,16 @@ def to_onnx_proto(model: nn.Module, spec: ModelSpec, *, opset: int = DEFAULT_OPS
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
-    return simplify(onnx.load_from_string(buffer.getvalue()))
+    proto = simplify(onnx.load_from_string(buffer.getvalue()))
+    return prepend_preprocess(proto, spec) if mode == "full" else proto
 
 
 def export_model(model: nn.Module, spec: ModelSpec, out: Path, *, opset: int = DEFAULT_OPSET,
-                 embed_preprocess: bool = False) -> Path:
-    """Export ``model`` to ``out`` (checked, shape-inferred, metadata stamped, written atomically)."""
-    proto = to_onnx_proto(model, spec, opset=opset, embed_preprocess=embed_preprocess)
-    return save_onnx(proto, Path(out), spec, input_format="uint8_nhwc" if embed_preprocess else "float32_nchw",
+                 embed_preprocess: bool | str | None = None) -> Path:
+    """Export ``model`` to ``out`` (checked, shape-inferred, metadata stamped, written atomically).
+
+    ``embed_preprocess``: None (float32 NCHW input), "pixels" (uint8 resized+cropped) or "full" (the photo)."""
+    mode = embed_mode(embed_preprocess)
+    proto = to_onnx_proto(model, spec, opset=opset, embed_preprocess=mode)
+    return save_onnx(proto, Path(out), spec, input_format=EMBED_PREPROCESS.get(mode or "", "float32_nchw"),
                      precision="fp32")

@@ -20,7 +20,7 @@ from clfkit.spec import ModelSpec
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import normalize_batch, resize_crop
 
-__all__ = ["INT8_SETTINGS", "calibration_reader", "quantize_int8", "convert_fp16", "variant_path"]
+__all__ = ["INT8_SETTINGS", "calibration_reader", "quantize_int8", "convert_fp16"]
 
 ImageLike = Union[Image.Image, Path, str]
 
@@ -38,12 +38,6 @@ INT8_SETTINGS: dict[str, Any] = {
 }
 CALIBRATION_BATCH = 16
 
-
-def variant_path(out: Path, tag: str) -> Path:
-    """``model.onnx`` → ``model.<tag>.onnx`` beside it."""
-    out = Path(out)
-    stem = out.name[: -len(".onnx")] if out.name.lower().endswith(".onnx") else out.name
-    return out.with_name(f"{stem}.{tag}.onnx")
 
 
 def _load(item: ImageLike) -> Image.Image | ImageError:

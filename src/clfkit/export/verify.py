@@ -1,33 +1,52 @@
 """Check an exported ONNX file against the PyTorch model it came from, on real images.
 
 Both sides get the same pixels from the one preprocessing (:mod:`clfkit.preprocess`): PyTorch the normalized
-float32 (N, 3, H, W) tensor, onnxruntime the same tensor, or for a ``uint8_nhwc`` graph the resized+cropped
-uint8 (N, H, W, 3) pixels it normalizes itself.  Both run at several batch sizes, so a graph whose batch axis
+float32 (N, 3, H, W) tensor, the runtime (onnxruntime, or OpenVINO in the precision clf-infer will run it in)
+the same tensor, or for a ``uint8_nhwc`` graph the resized+cropped uint8 (N, H, W, 3) pixels it normalizes
+itself.  Both run at several batch sizes, so a graph whose batch axis
 is wrong, whose normalization differs or whose weights drifted is caught before anyone deploys it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from PIL import Image
 
-from clfkit.artifacts.onnx_meta import INPUT_NAME, read_metadata
-from clfkit.errors import ModelError
+from clfkit.artifacts.onnx_meta import read_metadata
+from clfkit.artifacts.verify_record import file_sha256
+from clfkit.devices import machine_id
+from clfkit.errors import ClfError, ModelError
+from clfkit.runtime.registry import open_backend
 from clfkit.spec import ModelSpec
 from clfkit.vision.postprocess import softmax
 from clfkit.vision.preprocess import normalize_batch, resize_crop
 
-__all__ = ["BatchResult", "VerifyReport", "MIN_AGREEMENT", "verify"]
+__all__ = ["BatchResult", "FORMAT_RULES", "FormatRule", "VerifyReport", "MIN_AGREEMENT", "verify"]
 
 # Pass criteria per precision.  fp32 must match PyTorch: every top-1 equal and |Δprob| <= atol.  Reduced
 # precision changes numbers by design, so only top-1 agreement is gated, at a floor that still catches a
 # broken conversion (a wrong scale, a saturated layer) while allowing near-tied images to flip.
-MIN_AGREEMENT = {"fp32": 1.0, "fp16": 0.98, "int8": 0.90}
+MIN_AGREEMENT = {"fp32": 1.0, "bf16": 0.98, "fp16": 0.98, "int8": 0.90}
+
+
+@dataclass(frozen=True)
+class FormatRule:
+    """A pass criterion of one input format, applied on top of the precision's: the lower agreement floor and
+    the larger |Δprob| bound of the two count."""
+
+    min_agreement: float
+    max_prob: float
+
+
+# A uint8_image graph (--embed-preprocess full) resizes and crops the photo itself.  Its integer port of Pillow's
+# resampler gives the host's pixels on onnxruntime, but a runtime computing its float64 parts in float32
+# (OpenVINO, bicubic) may move a few pixels by a level or two, which changes probabilities by more than 1e-4.
+FORMAT_RULES = {"uint8_image": FormatRule(min_agreement=0.995, max_prob=0.02)}
 
 
 @dataclass
@@ -57,6 +76,12 @@ class VerifyReport:
     onnx_accuracy: float | None = None
     note: str = ""
     skipped: bool = False  # the CPU runtime cannot run this graph (fp16 without CPU kernels): not verified here
+    # What ran it (``precision`` is what that runtime really computed in), on which file and machine, and how
+    # fast: what --runtime/--precision auto reads back (clfkit.artifacts.verify_record).
+    runtime: str = "onnxruntime"
+    sha256: str = ""
+    images_per_s: float | None = None  # model-only, one extra pass at the largest batch size
+    machine: str = ""
 
     @property
     def max_abs_logit(self) -> float:
@@ -84,7 +109,7 @@ class VerifyReport:
         return ok and (self.max_abs_prob <= self.atol if self.checks_prob else True)
 
     def criteria(self) -> str:
-        text = f"top-1 agreement >= {self.min_agreement:.0%}"
+        text = f"top-1 agreement >= {100 * self.min_agreement:g}%"  # 100%, 99.5%, 98%
         return text + (f" and max|Δprob| <= {self.atol:g}" if self.checks_prob else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,8 +120,9 @@ class VerifyReport:
         return data
 
     def format_table(self) -> str:
-        lines = [f"{Path(self.onnx_file).name} ({self.precision}, {self.input_format} input) vs PyTorch fp32 "
-                 f"on {self.images} images from {self.source}",
+        speed = f", {self.images_per_s:.1f} img/s" if self.images_per_s else ""
+        lines = [f"{Path(self.onnx_file).name} on {self.runtime} ({self.precision}, {self.input_format} input"
+                 f"{speed}) vs PyTorch fp32 on {self.images} images from {self.source}",
                  f"{'batch':>6}  {'max|Δlogit|':>11}  {'max|Δprob|':>10}  top-1 agreement"]
         for r in self.rows:
             lines.append(f"{r.batch_size:>6}  {r.max_abs_logit:>11.2e}  {r.max_abs_prob:>10.2e}  "
@@ -116,19 +142,16 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # no warnings about unused initializers and the like on stderr
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def verify(model: torch.nn.Module, spec: ModelSpec, onnx_path: Path, images: Sequence[Image.Image], *,
            labels: Sequence[int] | None = None, batch_sizes: Sequence[int] = (1, 3, 16), atol: float = 1e-4,
-           source: str = "given images", reference: dict[int, np.ndarray] | None = None) -> VerifyReport:
-    """Run PyTorch (``model``, fp32) and onnxruntime (``onnx_path``) on the same images; compare.
+           source: str = "given images", reference: dict[int, np.ndarray] | None = None,
+           runtime: str = "onnxruntime", precision: str = "auto", threads: int | None = None) -> VerifyReport:
+    """Run PyTorch (``model``, fp32) and ``runtime`` (``onnx_path`` on the CPU, in ``precision``; auto: the
+    file's own) on the same images; compare, and time one more pass at the largest batch size.
 
     The ONNX file's own metadata says which input it takes and which precision it is, and that picks the
-    pass criteria (:data:`MIN_AGREEMENT`; fp32 also needs max|Δprob| <= ``atol``).  ``reference`` caches
+    pass criteria (:data:`MIN_AGREEMENT`; fp32 also needs max|Δprob| <= ``atol``; a ``uint8_image`` file,
+    which gets each decoded photo as its own call, :data:`FORMAT_RULES` on top).  ``reference`` caches
     PyTorch logits per batch size across calls on the same images (fp32, int8 and fp16 of one export).
     """
     meta = read_metadata(onnx_path)
@@ -137,17 +160,36 @@ def verify(model: torch.nn.Module, spec: ModelSpec, onnx_path: Path, images: Seq
     pixels = np.stack([resize_crop(im, spec) for im in images])  # uint8 (N, H, W, 3)
     floats = normalize_batch(pixels, spec)  # float32 (N, 3, H, W): what PyTorch and a float32 graph get
     feed = pixels if meta.input_format == "uint8_nhwc" else floats
+    # uint8_image: each decoded photo (1, H, W, 3) is its own call, so batch sizes other than 1 do not apply.
+    photos = [np.asarray(im.convert("RGB"), np.uint8)[None] for im in images] \
+        if meta.input_format == "uint8_image" else None
+    if photos is not None:
+        batch_sizes = [1]
+
+    def run(size: int) -> list[np.ndarray]:
+        if photos is not None:
+            return [backend.run(photo) for photo in photos]
+        return [backend.run(feed[part]) for part in _chunks(len(images), size)]
     report = VerifyReport(onnx_file=str(onnx_path), precision=meta.precision, input_format=meta.input_format,
-                          source=source, images=len(images), atol=atol, min_agreement=MIN_AGREEMENT[meta.precision])
+                          source=source, images=len(images), atol=atol, min_agreement=MIN_AGREEMENT[meta.precision],
+                          runtime=runtime, sha256=file_sha256(Path(onnx_path)), machine=machine_id())
     try:
-        session = _session(Path(onnx_path))
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
-        if meta.precision == "fp16" and "NOT_IMPLEMENTED" in str(exc):
-            report.note = ("not run: this CPU onnxruntime has no fp16 kernels for this graph; "
+        backend = open_backend(Path(onnx_path), runtime, "cpu", threads, log=lambda msg: None, precision=precision)
+    except ClfError as exc:
+        if meta.precision == "fp16":  # CPU runtimes lack fp16 kernels for most graphs: a GPU file
+            report.note = (f"not run: {runtime} on this CPU cannot run this fp16 graph ({exc}); "
                            "verify it on the GPU runtime you deploy to")
             report.skipped = True
             return report
-        raise ModelError(f"{onnx_path}: onnxruntime cannot load it: {str(exc)[:300]}") from None
+        raise
+    report.precision = backend.precision  # what the runtime really computes in (bf16 on AMX, …)
+    report.min_agreement = MIN_AGREEMENT[backend.precision]
+    rule = FORMAT_RULES.get(meta.input_format)
+    if rule is not None:
+        report.min_agreement = min(report.min_agreement, rule.min_agreement)
+        report.atol = max(atol, rule.max_prob)
+    if photos is not None:
+        report.note = "one photo per call (uint8_image input): batch sizes other than 1 do not apply"
     model = model.to("cpu", torch.float32).eval()
     first_torch = first_onnx = None
     for size in batch_sizes:
@@ -159,7 +201,7 @@ def verify(model: torch.nn.Module, spec: ModelSpec, onnx_path: Path, images: Seq
                                     for part in _chunks(len(images), size)])
             if reference is not None:
                 reference[size] = t
-        got = [session.run(None, {INPUT_NAME: feed[part]})[0] for part in _chunks(len(images), size)]
+        got = run(size)
         o = np.concatenate(got).astype(np.float32)
         if o.shape != t.shape:
             raise ModelError(f"{onnx_path}: ONNX output shape {o.shape} at batch {size}, PyTorch gives {t.shape}")
@@ -169,6 +211,11 @@ def verify(model: torch.nn.Module, spec: ModelSpec, onnx_path: Path, images: Seq
             agree=int((o.argmax(1) == t.argmax(1)).sum())))
         if first_torch is None:
             first_torch, first_onnx = t, o
+    if batch_sizes:
+        largest = max(batch_sizes)
+        start = time.perf_counter()
+        run(largest)
+        report.images_per_s = round(len(images) / (time.perf_counter() - start), 2)
     if labels is not None and first_torch is not None:
         y = np.asarray(labels)
         report.torch_accuracy = float((first_torch.argmax(1) == y).mean())

@@ -1,10 +1,14 @@
 """OpenVINO as a :class:`~clfkit.runtime.backend.Backend`: it reads the same ``.onnx`` file clf-export wrote
 (no second artifact) and compiles it for the CPU.  No torch import; ``openvino`` is imported on first use.
 
-The compiled model runs in float32 (``INFERENCE_PRECISION_HINT=f32``): OpenVINO would otherwise pick bf16 on
-CPUs with AMX, and a reduced precision is only used where an export's verification has shown it agrees with
-the trained model.  The precision OpenVINO really computes in is read back from the compiled model and reported.
-One stream with all ``threads``: clfkit calls the model from one thread, a batch at a time.
+The precision is always asked for explicitly (``INFERENCE_PRECISION_HINT``): OpenVINO would otherwise pick
+bf16 on CPUs with AMX, and a reduced precision is only used where it was asked for (``--precision bf16``) or an
+export's verification showed that it agrees with the trained model (``--precision auto``, decided in
+:mod:`clfkit.runtime.select`).  The precision OpenVINO really computes in is read back from the compiled model;
+a precision this CPU cannot honour (bf16 without AMX/AVX-512 BF16: OpenVINO quietly falls back to f32) is an
+error, never a silent substitute.  An int8 (QDQ) file runs its quantized layers in int8 and the rest in f32.
+One stream with all ``threads``: clfkit calls the model from one thread, a batch at a time, so the LATENCY hint
+gives both the best batch-1 latency and the best per-call batch throughput.
 """
 from __future__ import annotations
 
@@ -16,12 +20,21 @@ import numpy as np
 
 from clfkit.artifacts.onnx_file import check_model_file
 from clfkit.artifacts.onnx_meta import META_PRECISION, read_props
+from clfkit.devices import cpu_model
 from clfkit.errors import ConfigError, ModelError, first_line
 
-__all__ = ["OpenVinoBackend", "openvino_missing", "open_openvino"]
+__all__ = ["OpenVinoBackend", "openvino_missing", "open_openvino", "default_precision"]
 
 Log = Callable[[str], None]
 _PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
+_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}  # int8: the layers left in float
+
+
+def default_precision() -> str:
+    """What OpenVINO itself would compute a float32 file in on this CPU (bf16 where AMX/AVX-512 BF16 exist)."""
+    from clfkit.devices import has_native_bf16
+
+    return "bf16" if has_native_bf16() else "fp32"
 
 
 def openvino_missing() -> str | None:
@@ -73,17 +86,25 @@ class OpenVinoBackend:
         return lambda: self._request.infer({0: batch})
 
 
-def open_openvino(path: Path, device: str = "cpu", threads: int | None = None, log: Log | None = None
-                  ) -> OpenVinoBackend:
+def open_openvino(path: Path, device: str = "cpu", threads: int | None = None, log: Log | None = None,
+                  precision: str = "auto") -> OpenVinoBackend:
     """The registry's opener.  ``device`` auto means the CPU (OpenVINO's GPU plugin is for Intel GPUs; CUDA is
-    onnxruntime's)."""
+    onnxruntime's).  ``precision`` auto is the file's own (fp32, or int8 for an int8 file)."""
     if device == "cuda":
         raise ConfigError("--runtime openvino runs on the CPU; for --device cuda use --runtime onnxruntime")
     import openvino as ov
 
     check_model_file(path)
     props = read_props(path)
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    own = props.get(META_PRECISION, "fp32")
+    wanted = own if precision == "auto" else precision
+    if own == "int8" and wanted != "int8" or wanted == "int8" and own != "int8":
+        raise ConfigError(f"--precision {wanted}: {path.name} is a {own} file; int8 needs the file clf-export "
+                          "--int8 wrote (model.int8.onnx), other precisions the plain model.onnx")
+    if wanted not in _HINTS:
+        raise ConfigError(f"--precision {wanted!r} is not one of {', '.join(_HINTS)}")
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINTS[wanted], "NUM_STREAMS": 1,
+                              "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     try:
@@ -92,4 +113,8 @@ def open_openvino(path: Path, device: str = "cpu", threads: int | None = None, l
     except Exception as exc:  # noqa: BLE001 - OpenVINO's frontend and plugin raise RuntimeError subclasses
         raise ModelError(f"{path}: OpenVINO cannot load this file as an ONNX model ({first_line(exc)}); pass a "
                          ".onnx file written by clf-export") from None
-    return OpenVinoBackend(compiled, path, props)
+    backend = OpenVinoBackend(compiled, path, props)
+    if backend.precision != wanted:  # e.g. bf16 asked for on a CPU without bf16 hardware: OpenVINO runs f32
+        raise ConfigError(f"--precision {wanted}: OpenVINO computes in {backend.precision} on this CPU "
+                          f"({cpu_model()}), which has no native {wanted}; use --precision fp32 or auto")
+    return backend

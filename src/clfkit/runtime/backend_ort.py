@@ -46,6 +46,9 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     # is being prepared; with decode and inference overlapped, blocking threads are faster end to end
     # (benchmarks/results/design-choices.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The memory pattern pre-plans one arena block per input shape; for a batch of 32 photos that held ~300 MB
+    # more at peak for no measurable speed (benchmarks/results/design-choices.md, "memory pattern").
+    options.enable_mem_pattern = False
     return options
 
 
@@ -167,7 +170,15 @@ class OrtBackend:
         return call
 
 
-def open_ort(path: Path, device: str = "auto", threads: int | None = None, log: Log | None = None) -> OrtBackend:
-    """The registry's opener: :func:`create_session` wrapped as a backend."""
+def open_ort(path: Path, device: str = "auto", threads: int | None = None, log: Log | None = None,
+             precision: str = "auto") -> OrtBackend:
+    """The registry's opener: :func:`create_session` wrapped as a backend.  onnxruntime computes in the precision
+    the file is written in, so ``precision`` (other than auto) must be the file's own."""
     session, provider = create_session(path, device, threads, log=log)
-    return OrtBackend(session, provider, path)
+    backend = OrtBackend(session, provider, path)
+    if precision not in ("auto", backend.precision):
+        other = ("use --runtime openvino for bf16 on a CPU with AMX" if precision == "bf16" else
+                 "pass the file clf-export wrote for it (model.int8.onnx, model.fp16.onnx)")
+        raise ConfigError(f"--precision {precision}: onnxruntime runs {path.name} in the precision it is written in "
+                          f"({backend.precision}); {other}")
+    return backend

@@ -18,6 +18,7 @@ from clfkit.artifacts.onnx_meta import OnnxMetadata, parse_metadata
 from clfkit.errors import ConfigError, ModelError, SpecError
 from clfkit.runtime.backend import Backend
 from clfkit.runtime.registry import open_backend
+from clfkit.runtime.select import Choice, choose
 from clfkit.spec import ModelSpec
 from clfkit.vision.preprocess import normalize_batch
 
@@ -74,8 +75,10 @@ def _resolve_metadata(backend: Backend, source: str, spec: ModelSpec | str | os.
 class Engine:
     """An ONNX classifier with the spec that says how to feed it.  Build it with :meth:`from_onnx`."""
 
-    def __init__(self, backend: Backend, meta: OnnxMetadata, path: Path) -> None:
+    def __init__(self, backend: Backend, meta: OnnxMetadata, path: Path, choice: Choice | None = None) -> None:
         self.backend = backend
+        # Why this runtime, precision and file run the model (--runtime/--precision auto), for logs and reports.
+        self.choice = choice or Choice(Path(path), backend.runtime, backend.precision, "given")
         self.spec: ModelSpec = meta.spec
         self.input_format: str = meta.input_format
         self.precision: str = meta.precision  # the file's precision (fp32, int8, fp16 variant)
@@ -100,14 +103,22 @@ class Engine:
     def runtime(self) -> str:
         return self.backend.runtime
 
+    @property
+    def precision_run(self) -> str:
+        """The arithmetic the runtime really computes in (fp32, bf16, int8, …)."""
+        return self.backend.precision
+
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, device: str = "auto", threads: int | None = None, *,
-                  spec: ModelSpec | str | os.PathLike | None = None, runtime: str = "onnxruntime",
-                  log: Log | None = None) -> "Engine":
+                  spec: ModelSpec | str | os.PathLike | None = None, runtime: str = "auto",
+                  precision: str = "auto", log: Log | None = None) -> "Engine":
         """Open ``path`` with ``runtime`` on ``device`` ("auto", "cpu" or "cuda") with ``threads`` threads.
 
-        The spec comes from the file's clfkit metadata; ``spec`` (a ModelSpec or a spec.json path) is only for
-        ONNX classifiers exported elsewhere.  ``log`` receives the one-line CPU-fallback notice of "auto"."""
+        ``runtime`` and ``precision`` "auto" pick what was verified fastest on this machine (see
+        :mod:`clfkit.runtime.select`; the engine may then run a verified variant beside ``path``, e.g.
+        ``model.int8.onnx``: ``engine.path`` and ``engine.choice`` say so).  The spec comes from the file's
+        clfkit metadata; ``spec`` (a ModelSpec or a spec.json path) is only for ONNX classifiers exported
+        elsewhere.  ``log`` receives the one-line CPU-fallback notice of device "auto"."""
         path = Path(path)
         if not path.exists():
             raise ModelError(f"{path}: model not found; pass --model PATH.onnx (default: model.onnx here)")
@@ -115,15 +126,22 @@ class Engine:
             raise ModelError(f"{path}: is a folder; pass the .onnx file inside it with --model")
         if threads is not None and threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {threads}")
-        backend = open_backend(path, runtime, device, threads, log=log)
-        return cls(backend, _resolve_metadata(backend, str(path), spec), path)
+        choice = choose(path, runtime, device, precision)
+        backend = open_backend(choice.path, choice.runtime, device, threads, log=log, precision=choice.precision)
+        return cls(backend, _resolve_metadata(backend, str(choice.path), spec), choice.path, choice)
 
     def _check_shapes(self, in_shape: Sequence, out_shape: Sequence) -> None:
         size = self.spec.input_size
-        spatial = in_shape[2:4] if self.input_format == "float32_nchw" else in_shape[1:3]
-        if len(in_shape) != 4 or any(isinstance(d, int) and d != size for d in spatial):
-            raise ModelError(f"{self.path}: input {self.input_name!r} has shape {list(in_shape)} but the spec "
-                             f"says {size}x{size} images in {self.input_format}")
+        if self.input_format == "uint8_image":  # one RGB photo (1, H, W, 3) of any size: the graph resizes it
+            fixed = ((0, 1), (3, 3))  # (axis, the only size it may have)
+            if len(in_shape) != 4 or any(isinstance(in_shape[a], int) and in_shape[a] != n for a, n in fixed):
+                raise ModelError(f"{self.path}: input {self.input_name!r} has shape {list(in_shape)}; a "
+                                 "uint8_image model takes one RGB photo (1, H, W, 3)")
+        else:
+            spatial = in_shape[2:4] if self.input_format == "float32_nchw" else in_shape[1:3]
+            if len(in_shape) != 4 or any(isinstance(d, int) and d != size for d in spatial):
+                raise ModelError(f"{self.path}: input {self.input_name!r} has shape {list(in_shape)} but the spec "
+                                 f"says {size}x{size} images in {self.input_format}")
         classes = out_shape[-1] if out_shape else None
         if isinstance(classes, int) and classes != self.spec.num_classes:
             raise ModelError(f"{self.path}: output {self.backend.output_name!r} has {classes} classes but the spec "
@@ -135,11 +153,16 @@ class Engine:
         return (f"{self.path} ({spec.num_classes} classes, {spec.input_size} px, {self.input_format}, "
                 f"{self.precision}) on {self.provider}")
 
+    def describe_choice(self) -> str:
+        """One line: which runtime and precision run, and why (the --runtime/--precision auto decision)."""
+        return f"runtime {self.runtime}, {self.precision_run} on {self.device}: {self.choice.reason}"
+
     # --- arrays ------------------------------------------------------------------------------------------
     def prepare(self, views: np.ndarray) -> np.ndarray:
         """uint8 (N, H, W, 3) crops → this model's input: normalized float32 (N, 3, H, W), or the pixels as they
-        are for the ``uint8_nhwc`` (``--embed-preprocess``) variant, which normalizes inside the graph."""
-        if self.input_format == "uint8_nhwc":
+        are for the ``uint8_nhwc`` (``--embed-preprocess``) variant, which normalizes inside the graph, and for
+        the ``uint8_image`` one (``--embed-preprocess full``), which takes one whole photo (1, H, W, 3)."""
+        if self.input_format in ("uint8_nhwc", "uint8_image"):
             return np.ascontiguousarray(views, dtype=np.uint8)
         return normalize_batch(views, self.spec)
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 from clfkit.errors import ConfigError
 from clfkit.io import check_writable
 from clfkit.runtime.engine import Engine
+from clfkit.runtime.pipeline import check_views
 from clfkit.runtime.evaluate import Evaluation
 from clfkit.runtime.sources import detect_labelled, expand_paths
 from clfkit.runtime.writers import WRITERS, finished_paths, open_writer, path_key
@@ -61,6 +62,7 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
     ``skip_existing`` continues an interrupted run: files that already have a prediction row in ``out`` (a
     .csv/.jsonl) are not predicted again, and the new rows are appended."""
     check_options(out, report, visualize, skip_existing)
+    check_views(engine, tta)  # before any output file is opened
     if next(iter(expand_paths(paths, recursive)), None) is None:
         raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
                           ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
@@ -108,6 +110,7 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
     written = None
     if evaluation is not None and report is not None:
         info = {"model": str(engine.path), "provider": engine.provider, "device": engine.device,
+                "runtime": engine.runtime, "precision_run": engine.precision_run, "chosen_by": engine.choice.reason,
                 "input_format": engine.input_format, "precision": engine.precision, "tta": tta,
                 "tta_views": tta_view_names(tta), "fast_decode": fast_decode, "batch_size": batch_size,
                 "seconds": round(seconds, 3)}

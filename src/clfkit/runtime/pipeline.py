@@ -36,7 +36,7 @@ from clfkit.vision.tta import tta_views
 if TYPE_CHECKING:
     from clfkit.runtime.engine import Engine
 
-__all__ = ["predict", "prepared_views", "view_probs"]
+__all__ = ["check_views", "predict", "prepared_views", "view_probs"]
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,21 @@ def _to_image(item: Any, draft: int | None) -> Image.Image:
     return load_rgb(item, draft=draft)
 
 
+def check_views(engine: "Engine", tta: int) -> None:
+    """A ``uint8_image`` model (``--embed-preprocess full``) crops inside its graph: one view, no TTA."""
+    if tta > 1 and engine.input_format == "uint8_image":
+        raise ConfigError(f"--tta {tta} does not apply to {engine.path.name}: it was exported with "
+                          "--embed-preprocess full and takes one centre view per photo; use --tta 0, or a "
+                          "float32 export for TTA")
+
+
 def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
     """The model input of one image's ``views`` TTA views, (V, 3, H, W) or (V, H, W, 3) by the model's input
-    format.  An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
+    format, or for a ``uint8_image`` model (``--embed-preprocess full``) the decoded photo itself (1, H, W, 3).
+    An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
+    if engine.input_format == "uint8_image":  # the graph resizes and crops; it takes one view
+        check_views(engine, views)
+        return engine.prepare(np.asarray(image, dtype=np.uint8)[None])
     try:
         crops = tta_views(image, engine.spec, views, seed)  # V × uint8 (H, W, 3)
         return engine.prepare(np.stack(crops))
@@ -73,8 +85,13 @@ def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int =
 
 
 def view_probs(engine: "Engine", inputs: list[np.ndarray]) -> np.ndarray:
-    """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → softmax (B, V, C)."""
-    logits = engine.run(np.concatenate(inputs))  # (B × V, C)
+    """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → softmax (B, V, C).
+
+    A ``uint8_image`` model gets one call per photo instead: photos of different sizes cannot share a batch."""
+    if engine.input_format == "uint8_image":
+        logits = np.concatenate([engine.run(photo) for photo in inputs])  # (B, C)
+    else:
+        logits = engine.run(np.concatenate(inputs))  # (B × V, C)
     return softmax(logits).reshape(len(inputs), len(inputs[0]), engine.spec.num_classes)
 
 
@@ -92,6 +109,7 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if topk < 0:
         raise ConfigError(f"--topk must be 0 or more, got {topk}")
+    check_views(engine, tta)
     spec = engine.spec
     views_per_image = max(1, tta)
     k = min(topk, spec.num_classes)
@@ -110,8 +128,10 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
     workers = default_workers() if workers is None else workers
     # In flight: the next batch plus a few, so threads decode batch k+1 while the model runs batch k, and memory
     # stays at about two batches of prepared views however many files there are.
-    decoded = ordered_map(decode, enumerate(items), workers=workers, ahead=batch_size + 2 * workers)
-    for group in batched(decoded, batch_size):
+    # A uint8_image model runs each whole decoded photo on its own: batching them would only hold more photos.
+    group_size = 1 if engine.input_format == "uint8_image" else batch_size
+    decoded = ordered_map(decode, enumerate(items), workers=workers, ahead=group_size + 2 * workers)
+    for group in batched(decoded, group_size):
         good = [d for d in group if d.error is None]
         probs = view_probs(engine, [d.inputs for d in good]) if good else None  # (B, V, C)
         row = 0

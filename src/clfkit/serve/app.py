@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from clfkit.errors import ImageError, ModelError, printable
 from clfkit.runtime.engine import Engine
+from clfkit.runtime.pipeline import check_views
 from clfkit.serve.batcher import BatcherClosed
 from clfkit.serve.config import ServeConfig
 from clfkit.serve.docs import ASSETS_URL, docs_page, swagger_assets
@@ -45,7 +46,7 @@ file that cannot be read gets `{"file": name, "error": reason}` in its place and
 
 Concurrent requests are micro-batched: images arriving within `--max-wait-ms` of each other (up to
 `--max-batch`) run as one model call. `GET /health` shows the queue and the batch sizes run so far; `GET /model`
-the classes, the preprocessing spec and the onnxruntime provider actually used.
+the classes, the preprocessing spec, and the runtime, precision and provider actually used (and why).
 
 **Errors** are JSON `{"error": "..."}`: 400 not a decodable image (empty, truncated, unknown format,
 decompression bomb over 120 megapixels) or no image field; 413 upload over `--max-upload-mb` (checked while the
@@ -61,6 +62,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(engine: Engine, config: ServeConfig | None = None) -> FastAPI:
     """A FastAPI app serving ``engine``; the micro-batcher runs while the app's lifespan is active."""
     config = config or ServeConfig()
+    check_views(engine, config.tta)  # a self-contained model takes one view: refuse at start, not per request
     predictor = Predictor(engine, config)
 
     @asynccontextmanager

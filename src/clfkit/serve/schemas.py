@@ -24,7 +24,7 @@ class PredictionOut(BaseModel):
     prob: float
     topk: list[ClassProb] = Field(description="The most likely classes, best first")
     tta: int = Field(description="TTA views averaged (0 = the center view only)")
-    provider: str = Field(description="The onnxruntime execution provider that ran the model")
+    provider: str = Field(description="What ran the model: onnxruntime's execution provider, or OpenVINO and its precision")
 
 
 class FileResult(BaseModel):
@@ -64,6 +64,9 @@ class ModelOut(BaseModel):
     precision: str
     provider: str
     device: str
+    runtime: str = Field(description="What runs the model: onnxruntime or openvino")
+    precision_run: str = Field(description="The arithmetic the runtime really computes in (fp32, bf16, int8, …)")
+    chosen_by: str = Field(description="Why this runtime, precision and file (--runtime/--precision auto)")
     max_batch: int
     max_wait_ms: float
     tta: int

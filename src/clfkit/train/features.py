@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 
 from clfkit.data.layout import Sample
 from clfkit.errors import ImageError
+from clfkit.io import file_sha256
 from clfkit.parallel import batched, ordered_map
 from clfkit.spec import ModelSpec
 from clfkit.train.device import autocast
@@ -109,14 +109,6 @@ def extract_features(
     return out, ok
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def feature_cache_key(spec: ModelSpec, backbone_id: dict, splits: dict[str, Sequence[Sample]], views: int,
                       seed: int, precision: str) -> str:
     """A digest of everything the cached features depend on: file contents, labels, spec, backbone, views."""
@@ -127,7 +119,7 @@ def feature_cache_key(spec: ModelSpec, backbone_id: dict, splits: dict[str, Sequ
         for sample in splits[split]:
             digest.update(f"{split}\0{sample.label}\0{sample.path.name}\0".encode())
             try:
-                digest.update(_file_digest(sample.path).encode())
+                digest.update(file_sha256(sample.path).encode())
             except OSError:
                 digest.update(b"unreadable")
     return digest.hexdigest()
