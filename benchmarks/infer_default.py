@@ -84,17 +84,18 @@ def _clf_infer(model: Path, images: Path, out: Path, threads: int | None) -> dic
     command = [str(BIN / "clf-infer"), "--model", str(model), str(images), "--out", str(out), "--no-progress"]
     if threads:
         command += ["--threads", str(threads)]
+    rss_file = out.with_suffix(".rss")
+    # GNU time reports the peak RSS of the program it execs; a forked child's own ru_maxrss would also count
+    # the pages of this (big, runtime-holding) process it was forked from.
+    timed = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *command] if Path("/usr/bin/time").exists() \
+        else command
     start = time.perf_counter()
-    with open(out.with_suffix(".stderr"), "w+", encoding="utf-8") as err:
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the largest child's so far
-        wall = time.perf_counter() - start
-        child.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        stderr = err.read()
-    if child.returncode not in (0, 3):
-        raise SystemExit(f"clf-infer failed ({child.returncode}): {stderr[-2000:]}")
-    peak_kb = usage.ru_maxrss
+    done = subprocess.run(timed, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    stderr = done.stderr
+    if done.returncode not in (0, 3):
+        raise SystemExit(f"clf-infer failed ({done.returncode}): {stderr[-2000:]}")
+    peak_kb = float(rss_file.read_text().split()[-1]) if rss_file.exists() else float("nan")
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     choice = next((line for line in stderr.splitlines() if line.startswith("clf-infer: runtime ")), "")
     return {"command": " ".join(shlex.quote(c) for c in command), "wall_s": wall, "rows": len(rows),

@@ -184,3 +184,17 @@ def test_cuda_run_uses_fp16_amp_and_the_cuda_provider(bench_run) -> None:
     assert results["environment"]["providers"]["onnxruntime fp32"][0] == "CUDAExecutionProvider"
     assert results["environment"]["gpu"]
     assert find_row(results["e2e"], backend="onnxruntime fp32", tta=0)["max_abs_dprob"] < 1e-3
+
+
+def test_runtime_picks_what_runs_the_clfkit_rows(bench_run) -> None:
+    """--runtime openvino: MODEL, --int8 and the variant run on OpenVINO, each in its own precision."""
+    from clfkit.bench.lineup import load_backends
+
+    spec, backends = load_backends(_quick(bench_run, runtime="openvino"), log=lambda msg: None)
+    rows = {b.name: b for b in backends.clfkit}
+    assert {"openvino fp32", "openvino int8", "openvino fp32 uint8-in"} <= set(rows)
+    assert backends.reference.engine.runtime == "openvino" and backends.reference.engine.precision_run == "fp32"
+    assert backends.int8 is not None and backends.int8.engine.precision_run == "int8"
+    assert backends.default is not None  # clf-infer's default-flags row, whatever --runtime says
+    with pytest.raises(ConfigError, match="--runtime must be auto, onnxruntime or openvino"):
+        _quick(bench_run, runtime="tensorrt")

@@ -100,7 +100,7 @@ def load_backends(config: BenchConfig, log: Log) -> tuple[ModelSpec, Backends]:
     for path in (config.onnx, config.int8, *config.variants):
         if path is None:
             continue
-        backend = runtime_backend(path, config.device, config.num_threads, log, taken)
+        backend = runtime_backend(path, config.device, config.num_threads, log, taken, runtime=config.runtime)
         if backend.engine.spec != spec:
             raise ConfigError(f"{path} was not exported from {config.checkpoint}: its spec (classes, sizes or "
                               "normalization) differs; export it again with clf-export")

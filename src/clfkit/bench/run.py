@@ -61,6 +61,7 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1, 8, 32)
     tta: tuple[int, ...] = (0, 5)
     device: str = "cpu"
+    runtime: str = "onnxruntime"  # what runs the clfkit rows (MODEL, --int8, --variant); "auto" as clf-infer picks
     threads: int | None = None  # None: the usable cores
     e2e_batch_size: int | None = None  # None: the largest of batch_sizes
     decode_workers: int | None = None  # onnxruntime pipeline decode threads (None: cores + 1, clf-infer's default)
@@ -87,6 +88,8 @@ class BenchConfig:
             raise ConfigError(f"--tta values must be >= 0 views, got {list(self.tta)}")
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.runtime not in ("auto", "onnxruntime", "openvino"):
+            raise ConfigError(f"--runtime must be auto, onnxruntime or openvino, got {self.runtime!r}")
         for flag, value in (("--threads", self.threads), ("--e2e-batch-size", self.e2e_batch_size),
                             ("--max-images", self.max_images)):
             if value is not None and value < 1:

@@ -62,6 +62,10 @@ A peer that cannot run here is skipped with the reason, unless it was named in -
 @click.option("--tta", "tta", default="0,5", show_default=True,
               help="TTA view counts for the end-to-end accuracy runs (0 = none, always measured).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--runtime", type=click.Choice(["auto", "onnxruntime", "openvino"]), default="onnxruntime",
+              show_default=True,
+              help="What runs MODEL, --int8 and --variant rows (each in its own precision); auto: what clf-infer "
+                   "would pick for that file. The row clf-infer's default flags run is measured whatever this is.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads for torch and onnxruntime alike [default: usable cores].")
 @click.option("--e2e-batch-size", type=click.IntRange(min=1), default=None,
@@ -85,7 +89,8 @@ A peer that cannot run here is skipped with the reason, unless it was named in -
 @click.option("--no-peers", is_flag=True, help="Measure no peer (the same as --peers none).")
 @user_errors
 def bench_cmd(checkpoint: Path, model: Path, data_dir: Path, out: Path, int8: Path | None,
-              variants: tuple[Path, ...], batch_sizes: str, tta: str, device: str, threads: int | None,
+              variants: tuple[Path, ...], batch_sizes: str, tta: str, device: str, runtime: str,
+              threads: int | None,
               e2e_batch_size: int | None, workers: int | None, loader_workers: int | None, min_runs: int,
               min_seconds: float, e2e_repeats: int, max_images: int | None,
               memory: bool, peers: str | None, no_peers: bool) -> None:
@@ -100,7 +105,7 @@ def bench_cmd(checkpoint: Path, model: Path, data_dir: Path, out: Path, int8: Pa
     config = BenchConfig(
         checkpoint=checkpoint, onnx=model, data=data_dir, int8=int8, variants=variants,
         batch_sizes=parse_int_list(batch_sizes, "--batch-sizes", 1), tta=parse_int_list(tta, "--tta", 0),
-        device=device, threads=threads, e2e_batch_size=e2e_batch_size, decode_workers=workers,
+        device=device, runtime=runtime, threads=threads, e2e_batch_size=e2e_batch_size, decode_workers=workers,
         loader_workers=loader_workers, min_runs=min_runs, min_seconds=min_seconds, e2e_repeats=e2e_repeats,
         memory=memory, peers=() if no_peers else parse_peers(peers) if peers is not None else None,
         max_images=max_images, command=shlex.join(["clf-bench", *sys.argv[1:]]),

