@@ -187,14 +187,30 @@ def test_cuda_run_uses_fp16_amp_and_the_cuda_provider(bench_run) -> None:
 
 
 def test_runtime_picks_what_runs_the_clfkit_rows(bench_run) -> None:
-    """--runtime openvino: MODEL, --int8 and the variant run on OpenVINO, each in its own precision."""
-    from clfkit.bench.lineup import load_backends
+    """--runtime openvino: MODEL, --int8 and the variant run on OpenVINO, each in its own precision.  In a child
+    process: OpenVINO's compiled int8 and uint8-input graphs, released in this long-lived test process, crashed a
+    later test's fork here (a segfault outside clfkit's code), so they live and die in a process of their own."""
+    import subprocess
+    import sys
 
-    spec, backends = load_backends(_quick(bench_run, runtime="openvino"), log=lambda msg: None)
-    rows = {b.name: b for b in backends.clfkit}
-    assert {"openvino fp32", "openvino int8", "openvino fp32 uint8-in"} <= set(rows)
-    assert backends.reference.engine.runtime == "openvino" and backends.reference.engine.precision_run == "fp32"
-    assert backends.int8 is not None and backends.int8.engine.precision_run == "int8"
-    assert backends.default is not None  # clf-infer's default-flags row, whatever --runtime says
+    code = f"""
+import json
+from clfkit.bench.lineup import load_backends
+from clfkit.bench.run import BenchConfig
+config = BenchConfig(checkpoint={str(bench_run.checkpoint)!r}, onnx={str(bench_run.onnx)!r},
+                     data={str(bench_run.data)!r}, int8={str(bench_run.int8)!r}, variants=({str(bench_run.uint8)!r},),
+                     threads=1, peers=(), memory=False, runtime="openvino")
+spec, backends = load_backends(config, log=lambda msg: None)
+print(json.dumps({{"rows": {{b.name: [b.engine.runtime, b.engine.precision_run] for b in backends.clfkit}},
+                  "reference": backends.reference.name, "int8": backends.int8.name,
+                  "default": backends.default.name if backends.default else None}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["rows"]["openvino fp32"] == ["openvino", "fp32"] and got["rows"]["openvino int8"] == ["openvino", "int8"]
+    assert got["rows"]["openvino fp32 uint8-in"] == ["openvino", "fp32"]
+    assert (got["reference"], got["int8"]) == ("openvino fp32", "openvino int8")
+    assert got["default"] is not None  # clf-infer's default-flags row, whatever --runtime says
     with pytest.raises(ConfigError, match="--runtime must be auto, onnxruntime or openvino"):
         _quick(bench_run, runtime="tensorrt")
