@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from clfkit.devices import has_native_bf16
 from clfkit.errors import ConfigError
 
 __all__ = ["DemoResult", "run_demo"]
@@ -73,7 +74,8 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
     done()
 
     done = step("export", f"4/6 clf-export {out / 'run' / 'model.pt'} {out / 'model.onnx'}  (verified on real images)")
-    exported = export_checkpoint(out / "run" / "model.pt", out / "model.onnx", log=log)
+    # The demo keeps its own budget (about a minute on 2 cores): no int8 file, which the full flow makes.
+    exported = export_checkpoint(out / "run" / "model.pt", out / "model.onnx", int8=False, log=log)
     for report in exported.reports:
         log(report.format_table())
     if not exported.passed:
@@ -99,7 +101,8 @@ def run_demo(out: Path, *, data: Path | None = None, backbone: str = "efficientn
                              f"--out {out / 'bench'}")
         config = BenchConfig(checkpoint=out / "run" / "model.pt", onnx=result.onnx, data=out / "data",
                              batch_sizes=(1, 8), tta=(0,), min_runs=10, min_seconds=0.5, e2e_repeats=1,
-                             memory=False, peers=(), command="clf-demo (quick bench)")  # no minutes of compiling
+                             memory=False, peers=(), autocast=has_native_bf16(),  # no minutes of compiling,
+                             command="clf-demo (quick bench)")  # nor of bf16 emulated on a CPU without it
         result.bench = run_bench(config, log=log)
         write_report(result.bench, out / "bench")
         done()

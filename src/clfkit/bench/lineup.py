@@ -85,7 +85,9 @@ def load_backends(config: BenchConfig, log: Log) -> tuple[ModelSpec, Backends]:
     spec = loaded.spec
     low = "fp16" if config.device == "cuda" else "bf16"
     baseline = torch_backend(loaded.model, config.checkpoint, "fp32", config.device)
-    backends: list[BenchBackend] = [baseline, torch_backend(loaded.model, config.checkpoint, low, config.device)]
+    backends: list[BenchBackend] = [baseline]
+    if config.autocast:
+        backends.append(torch_backend(loaded.model, config.checkpoint, low, config.device))
     peers = Peers(config.peers, config.device, log)
     wanted = peers.wanted()
     best = None

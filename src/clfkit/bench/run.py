@@ -74,6 +74,7 @@ class BenchConfig:
     max_images: int | None = None
     seed: int = 0
     peers: tuple[str, ...] | None = None  # None: every peer that can run here; (): none (--no-peers)
+    autocast: bool = True  # the PyTorch bf16 (CPU) / fp16 (CUDA) autocast row; clf-demo drops it where bf16 is emulated
     command: str | None = None
 
     def __post_init__(self) -> None:
