@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from clfkit.artifacts.verify_record import file_sha256, read_checks, verify_json_path
+from clfkit.artifacts.verify_record import read_checks, verify_json_path
 from clfkit.devices import machine_id
 from clfkit.errors import ConfigError
+from clfkit.io import file_sha256
 from clfkit.runtime import select
 from clfkit.runtime.engine import Engine
 from clfkit.runtime.select import choose

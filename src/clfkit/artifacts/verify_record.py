@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from clfkit.io import file_sha256
-
-__all__ = ["VARIANT_TAGS", "RuntimeCheck", "variant_path", "base_model_path", "verify_json_path", "file_sha256",
-           "read_checks", "check_from_dict"]
+__all__ = ["VARIANT_TAGS", "RuntimeCheck", "variant_path", "base_model_path", "verify_json_path", "read_checks",
+           "check_from_dict"]
 
 VARIANT_TAGS = ("int8", "fp16", "full")  # model.onnx → model.int8.onnx, … (written beside the fp32 file)
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from clfkit.bench.backends import Call, FolderRun, describe_backend, timed_folder_run
 from clfkit.errors import ClfError, ConfigError, first_line
+from clfkit.runtime.backend_openvino import compiled_precision
 from clfkit.spec import ModelSpec
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import normalize_batch, preprocess_batch, stack_views
@@ -39,7 +40,6 @@ __all__ = ["PEERS", "Peers", "parse_peers", "check_peers", "peer_unavailable", "
 
 PEERS = ("torch-compile", "openvino")
 _ALL, _NONE = "all", "none"
-_PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 _CXX = ("g++", "c++", "clang++")
 T = TypeVar("T")
 
@@ -103,10 +103,6 @@ def openvino_folder_run(infer: Callable[[np.ndarray], np.ndarray], paths: Sequen
     return timed_folder_run(logits(), views, spec.num_classes, start)
 
 
-def _hint(compiled: Any) -> str:
-    return compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "f32", "bf16", "f16"
-
-
 @dataclass
 class OpenVinoDirect:
     """One OpenVINO compile of the ONNX file, as a :class:`~clfkit.bench.backends.BenchBackend`."""
@@ -129,11 +125,11 @@ class OpenVinoDirect:
 
     @property
     def precision_hint(self) -> str:
-        return _hint(self.compiled)
+        return compiled_precision(self.compiled)[0]  # "f32", "bf16", "f16"
 
     @property
     def precision(self) -> str:
-        return _PRECISIONS.get(self.precision_hint, self.precision_hint)
+        return compiled_precision(self.compiled)[1]
 
     @property
     def provider(self) -> str:

@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 
 from clfkit.artifacts.onnx_meta import read_metadata
-from clfkit.artifacts.verify_record import file_sha256
 from clfkit.devices import machine_id
 from clfkit.errors import ClfError, ModelError
+from clfkit.io import file_sha256
 from clfkit.runtime.registry import open_backend
 from clfkit.spec import ModelSpec
 from clfkit.vision.postprocess import softmax

@@ -20,20 +20,25 @@ import numpy as np
 
 from clfkit.artifacts.onnx_file import check_model_file
 from clfkit.artifacts.onnx_meta import META_PRECISION, read_props
-from clfkit.devices import cpu_model
+from clfkit.devices import cpu_model, has_native_bf16
 from clfkit.errors import ConfigError, ModelError, first_line
 
-__all__ = ["OpenVinoBackend", "openvino_missing", "open_openvino", "default_precision"]
+__all__ = ["OpenVinoBackend", "openvino_missing", "open_openvino", "compiled_precision",
+           "default_precision"]
 
 Log = Callable[[str], None]
 _PRECISIONS = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 _HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}  # int8: the layers left in float
 
 
+def compiled_precision(compiled: Any) -> tuple[str, str]:
+    """(OpenVINO's own name, clfkit's) of the precision a compiled model computes in: ("f32", "fp32"), …"""
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    return hint, _PRECISIONS.get(hint, hint)
+
+
 def default_precision() -> str:
     """What OpenVINO itself would compute a float32 file in on this CPU (bf16 where AMX/AVX-512 BF16 exist)."""
-    from clfkit.devices import has_native_bf16
-
     return "bf16" if has_native_bf16() else "fp32"
 
 
@@ -65,9 +70,8 @@ class OpenVinoBackend:
         self.input_shape = _dims(inp.get_partial_shape())
         self.output_shape = _dims(out.get_partial_shape())
         self.input_type = "uint8" if inp.get_element_type().get_type_name() == "u8" else "float32"
-        hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         # An int8 (QDQ) file runs its quantized layers in int8 and the rest in the hint's precision.
-        self.precision = "int8" if self._props.get(META_PRECISION) == "int8" else _PRECISIONS.get(hint, hint)
+        self.precision = "int8" if self._props.get(META_PRECISION) == "int8" else compiled_precision(compiled)[1]
         self.provider = f"OpenVINO CPU {self.precision}"
         self.providers = [self.provider]
 

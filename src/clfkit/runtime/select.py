@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clfkit.artifacts.onnx_meta import META_PRECISION, read_props
-from clfkit.artifacts.verify_record import RuntimeCheck, file_sha256, read_checks, variant_path
+from clfkit.artifacts.verify_record import RuntimeCheck, read_checks, variant_path
 from clfkit.devices import cpu_model, cuda_driver_missing, machine_id
 from clfkit.errors import ConfigError, ModelError
+from clfkit.io import file_sha256
 from clfkit.runtime.registry import runtime_missing
 
 __all__ = ["AUTO_MIN_AGREEMENT", "AUTO_MAX_ACCURACY_DROP", "Choice", "choose"]
@@ -72,21 +73,15 @@ def _eligible(check: RuntimeCheck, runtime: str, precision: str, machine: str) -
             and runtime_missing(check.runtime) is None)
 
 
-def _verified(candidates: list[Path], runtime: str, precision: str) -> tuple[RuntimeCheck, str] | None:
+def _verified(candidates: list[Path], runtime: str, precision: str) -> RuntimeCheck | None:
     """The fastest eligible check among ``candidates`` whose file on disk is the one that was verified."""
     machine = machine_id()
-    by_file: dict[Path, list[RuntimeCheck]] = {}
-    for check in read_checks(candidates[0]):
-        if check.file in candidates and _eligible(check, runtime, precision, machine):
-            by_file.setdefault(check.file, []).append(check)
-    best: tuple[RuntimeCheck, str] | None = None
-    for path, checks in by_file.items():
-        if not path.is_file() or file_sha256(path) != checks[0].sha256:
-            continue  # replaced or edited since it was verified: not the file the record speaks of
-        for check in checks:
-            if best is None or (check.images_per_s or 0.0) > (best[0].images_per_s or 0.0):
-                best = (check, path.name)
-    return best
+    eligible = [c for c in read_checks(candidates[0])
+                if c.file in candidates and _eligible(c, runtime, precision, machine)]
+    hashes = {f: file_sha256(f) for f in {c.file for c in eligible} if f.is_file()}
+    # a file replaced or edited since it was verified is not the file the record speaks of
+    current = [c for c in eligible if hashes.get(c.file) == c.sha256]
+    return max(current, key=lambda c: c.images_per_s, default=None)
 
 
 def choose(path: Path, runtime: str = "auto", device: str = "auto", precision: str = "auto") -> Choice:
@@ -106,11 +101,10 @@ def choose(path: Path, runtime: str = "auto", device: str = "auto", precision: s
         candidates.append(variant_path(path, "int8"))
     found = _verified(candidates, runtime, precision) if path.is_file() else None
     if found is not None:
-        check, name = found
-        return Choice(check.file, check.runtime, check.precision,
-                      f"{check.runtime} {check.precision} on {name}: verified on this machine "
-                      f"({check.agreement:.1%} top-1 agreement with PyTorch, fastest at "
-                      f"{check.images_per_s:.1f} img/s)")
+        return Choice(found.file, found.runtime, found.precision,
+                      f"{found.runtime} {found.precision} on {found.file.name}: verified on this machine "
+                      f"({found.agreement:.1%} top-1 agreement with PyTorch, fastest at "
+                      f"{found.images_per_s:.1f} img/s)")
     if runtime != "auto":
         chosen, why = runtime, "asked for"
     elif precision in ("bf16", "fp16"):  # on a CPU only OpenVINO computes a float32 file in reduced precision
