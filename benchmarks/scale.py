@@ -2,8 +2,8 @@
 
     python benchmarks/scale.py [--files 10000,100000] [--work /tmp/clfkit-scale]
 
-Builds ``WORK/images-N/<class>/*.jpg`` (10 classes of unique 16×16 JPEGs: one drawn image per class, each copy
-made unique by a JPEG comment holding its number, so clf-split sees no duplicates) and a tiny ONNX classifier
+Builds ``WORK/images-N/<class>/*.jpg`` (10 classes of 16×16 JPEGs: one colour per class, each file with its
+own noise, so clf-split sees neither byte-identical files nor near-duplicates) and a tiny ONNX classifier
 with clfkit metadata (mean colour → linear layer, built with ``onnx.helper``; no torch), then runs the real
 ``clf-split`` and ``clf-infer`` commands on each folder.  Each command runs in a fresh process whose peak
 resident memory (``VmHWM``) is read when it exits; what should stay flat as the folder grows 10× is the
@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shutil
-import struct
 import subprocess
 import sys
 import time
@@ -47,8 +46,8 @@ command.load()()
 """
 
 
-def _jpeg(kind: int) -> bytes:
-    rng = np.random.default_rng(kind)
+def _jpeg(kind: int, number: int = 0) -> bytes:
+    rng = np.random.default_rng([kind, number])
     pixels = np.full((16, 16, 3), 40, np.uint8)
     pixels[..., kind % 3] = 200 - 10 * (kind // 3)
     pixels = np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8)
@@ -58,16 +57,15 @@ def _jpeg(kind: int) -> bytes:
 
 
 def make_folder(root: Path, files: int, classes: tuple[str, ...] = CLASSES) -> Path:
-    """``root/<class>/img_NNNNNNN.jpg``: ``files`` unique tiny JPEGs spread evenly over ``classes``."""
-    bases = {name: _jpeg(k) for k, name in enumerate(classes)}
+    """``root/<class>/img_NNNNNNN.jpg``: ``files`` different tiny JPEGs spread evenly over ``classes``.
+
+    Each file is drawn with its own noise: copies of one picture (even with unique bytes) would be
+    near-duplicates, which clf-split keeps together, in train when the group is that big."""
     for name in classes:
         (root / name).mkdir(parents=True, exist_ok=True)
     for i in range(files):
-        name = classes[i % len(classes)]
-        base = bases[name]
-        comment = f"clfkit scale {i}".encode()
-        segment = b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment  # a COM segment after SOI
-        (root / name / f"img_{i:07d}.jpg").write_bytes(base[:2] + segment + base[2:])
+        k = i % len(classes)
+        (root / classes[k] / f"img_{i:07d}.jpg").write_bytes(_jpeg(k, i))
     return root
 
 

@@ -32,7 +32,8 @@ __all__ = ["split_folder", "train_model", "export_onnx", "load_model", "read_met
 def split_folder(src: str | os.PathLike, dst: str | os.PathLike = "data", **options: Any) -> "SplitResult":
     """Split ``src/<class>/*`` into ``dst/{train,val,test}/<class>/`` with a manifest (``clf-split``).
 
-    Options: ``val``, ``test``, ``seed``, ``min_images``, ``mode``, ``overwrite``, ``workers``, ``progress``."""
+    Options: ``val``, ``test``, ``seed``, ``min_images``, ``mode``, ``overwrite``, ``workers``, ``progress``,
+    ``near_duplicates``."""
     from clfkit.data.make_split import make_split
 
     options.setdefault("progress", False)

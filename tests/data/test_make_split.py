@@ -80,9 +80,10 @@ def test_writes_split_folders_and_a_correct_manifest(src, tmp_path):
 
     with open(dst / "manifest.csv", newline="", encoding="utf-8") as fh:
         assert next(csv.reader(fh)) == list(MANIFEST_COLUMNS) == [
-            "path", "class", "split", "sha256", "width", "height", "source"]
+            "path", "class", "split", "sha256", "width", "height", "source", "group"]
     rows = read_csv(dst / "manifest.csv")
     assert len(rows) == sum(SIZES.values())
+    assert {r["group"] for r in rows} == {""}  # draw_image photos are different pictures: no near-duplicates
     for row in rows:
         split, cls, *rest = row["path"].split("/")
         assert (split, cls) == (row["split"], row["class"])

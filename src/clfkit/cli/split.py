@@ -22,13 +22,16 @@ __all__ = ["split_cmd"]
               help="How files get into DST (hardlinks fall back to copies across filesystems).")
 @click.option("--overwrite", is_flag=True, help="Replace a previous split in DST.")
 @click.option("--workers", type=int, default=None, help="Threads for hashing and decoding.")
+@click.option("--near-duplicates/--no-near-duplicates", default=True, show_default=True,
+              help="Keep near-identical photos of a class (re-encoded, recropped, recoloured copies, repeat "
+                   "shots) on one side of the split; off: only byte-identical files are kept together.")
 @user_errors
 def split_cmd(src: Path, dst: Path, val: float, test: float, seed: int, min_images: int, mode: str,
-              overwrite: bool, workers: int | None) -> None:
+              overwrite: bool, workers: int | None, near_duplicates: bool) -> None:
     """Split SRC/<class>/*.jpg into DST/{train,val,test}/<class>/ with a manifest (DST defaults to data/).
 
-    Stratified per class and seeded; identical files never straddle splits; unreadable files are listed in
-    DST/quarantine.csv instead of copied.
+    Stratified per class and seeded; identical files and near-duplicates never straddle splits (the groups
+    are listed in DST/split.json); unreadable files are listed in DST/quarantine.csv instead of copied.
     """
     from tqdm.auto import tqdm
 
@@ -38,6 +41,6 @@ def split_cmd(src: Path, dst: Path, val: float, test: float, seed: int, min_imag
         tqdm.write(msg, file=sys.stderr)
 
     result = make_split(src, dst, val=val, test=test, seed=seed, min_images=min_images, mode=mode,
-                        overwrite=overwrite, workers=workers, log=log)
+                        overwrite=overwrite, workers=workers, log=log, near_duplicates=near_duplicates)
     click.echo(format_summary(result))
     click.echo(f"split written to {dst} (manifest: {dst / 'manifest.csv'})")

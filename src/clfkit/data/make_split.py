@@ -2,6 +2,11 @@
 
 I/O lives here; the assignment itself is the pure :func:`clfkit.data.split.plan_split`.  Files are linked or
 copied with ``os.link``/``shutil`` — never through a shell, so a file named ``$(rm -rf ~).jpg`` is just a name.
+
+The perceptual signature is taken here, from the image every file is decoded into anyway (decoding is what
+proves it readable), so finding near-duplicates costs a 32×32 thumbnail per file, not a second pass over the
+folder.  What was grouped, and by which rule, goes into ``split.json`` and the manifest's ``group`` column,
+so a surprising split can be checked photo by photo.
 """
 from __future__ import annotations
 
@@ -17,11 +22,13 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from clfkit.data.scan import iter_labelled
-from clfkit.data.split import SPLITS, FileRecord, cross_class_duplicates, plan_split, validate_fractions
+from clfkit.data.split import (SPLITS, FileRecord, NearDuplicates, cross_class_duplicates, find_near_duplicates,
+                               plan_split, validate_fractions)
 from clfkit.errors import ConfigError, DataError, ImageError, OutputError, printable
 from clfkit.io import write_csv, write_json
 from clfkit.parallel import ordered_map
 from clfkit.vision.images import load_rgb
+from clfkit.vision.similarity import signature
 
 __all__ = ["LINK_MODES", "SplitResult", "inspect_file", "make_split", "format_summary", "OUTPUT_NAMES"]
 
@@ -29,7 +36,8 @@ LINK_MODES = ("hardlink", "copy", "symlink")
 # Everything make_split writes into DST; --overwrite removes exactly these, nothing else of the user's.
 OUTPUT_NAMES = (*SPLITS, "manifest.csv", "quarantine.csv", "split.json")
 _PARTIAL = ".clfkit-split-partial"
-MANIFEST_COLUMNS = ("path", "class", "split", "sha256", "width", "height", "source")
+# "group": the first member ("class/relpath") of the photo's near-duplicate group, empty when it has none.
+MANIFEST_COLUMNS = ("path", "class", "split", "sha256", "width", "height", "source", "group")
 
 
 @dataclass
@@ -42,10 +50,13 @@ class SplitResult:
     empty_classes: list[str] = field(default_factory=list)
     cross_class_duplicates: list[list[str]] = field(default_factory=list)  # groups of "class/relpath"
     copied_instead_of_linked: int = 0
+    near_duplicates_checked: bool = False
+    near_duplicate_groups: list[list[str]] = field(default_factory=list)  # same class, kept on one side
+    cross_class_near_duplicates: list[list[str]] = field(default_factory=list)  # kept in train: labels to check
 
 
 def inspect_file(path: Path, class_dir: Path, class_name: str) -> FileRecord | ImageError:
-    """Hash and fully decode one file; an ImageError (returned, not raised) marks it for quarantine."""
+    """Hash, fully decode and sign one file; an ImageError (returned, not raised) marks it for quarantine."""
     relpath = path.relative_to(class_dir).as_posix()
     try:
         f"{class_name}/{relpath}".encode("utf-8")
@@ -65,12 +76,15 @@ def inspect_file(path: Path, class_dir: Path, class_name: str) -> FileRecord | I
         image = load_rgb(io.BytesIO(data)) if data else load_rgb(path)
     except ImageError as exc:
         return ImageError(path, exc.reason)
+    phash, thumb = signature(image)
     return FileRecord(
         class_name=class_name,
         relpath=relpath,
         sha256=hashlib.sha256(data).hexdigest(),
         width=image.width,
         height=image.height,
+        phash=phash,
+        thumb=thumb,
     )
 
 
@@ -121,9 +135,13 @@ def make_split(
     workers: int | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda _msg: None,
+    near_duplicates: bool = True,
 ) -> SplitResult:
     """Split ``src/<class>/...`` into ``dst/{train,val,test}/<class>/...`` plus ``manifest.csv``,
-    ``quarantine.csv`` and ``split.json``.  Same inputs and seed → byte-identical outputs."""
+    ``quarantine.csv`` and ``split.json``.  Same inputs and seed → byte-identical outputs.
+
+    ``near_duplicates``: keep near-identical photos of a class on one side of the split (and those found in
+    two classes in train); False keeps only byte-identical files together."""
     src, dst = Path(src), Path(dst)
     validate_fractions(val, test)
     if mode not in LINK_MODES:
@@ -159,12 +177,13 @@ def make_split(
     if not kept:
         raise DataError(f"{src}: no class has at least {min_images} readable images; nothing to split")
     records = [r for r in records if r.class_name in kept]
-    plan = plan_split(records, val, test, seed)
+    near = find_near_duplicates(records) if near_duplicates else None
+    plan = plan_split(records, val, test, seed, near_duplicates=near if near is not None else False)
 
     partial = dst / _PARTIAL
     new_dst = not dst.exists()
     try:
-        counts, fallbacks, dups = _write_split(src, partial, records, quarantined, plan, mode, progress,
+        counts, fallbacks, dups = _write_split(src, partial, records, quarantined, plan, mode, progress, near,
                                                meta={"seed": seed, "val": val, "test": test, "min_images": min_images,
                                                      "classes": kept, "dropped_classes": dropped,
                                                      "empty_classes": empty})
@@ -181,12 +200,19 @@ def make_split(
     _swap_into_place(partial, dst)
     return SplitResult(dst=dst, classes=kept, counts=counts, quarantined=sorted(quarantined),
                        dropped_classes=dropped, empty_classes=empty, cross_class_duplicates=dups,
-                       copied_instead_of_linked=fallbacks)
+                       copied_instead_of_linked=fallbacks, near_duplicates_checked=near is not None,
+                       near_duplicate_groups=_names(near.groups) if near else [],
+                       cross_class_near_duplicates=_names(near.cross_class) if near else [])
+
+
+def _names(groups: list[list[tuple[str, str]]]) -> list[list[str]]:
+    return [[f"{c}/{p}" for c, p in group] for group in groups]
 
 
 def _write_split(src: Path, partial: Path, records: list[FileRecord],
                  quarantined: list[tuple[str, str, str]], plan: dict[tuple[str, str], str], mode: str,
-                 progress: bool | None, meta: dict) -> tuple[dict[str, dict[str, int]], int, list[list[str]]]:
+                 progress: bool | None, near: NearDuplicates | None,
+                 meta: dict) -> tuple[dict[str, dict[str, int]], int, list[list[str]]]:
     """Build the whole split (files, manifest, quarantine list, split.json) in DST/.clfkit-split-partial."""
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -201,13 +227,19 @@ def _write_split(src: Path, partial: Path, records: list[FileRecord],
         (partial / split).mkdir(exist_ok=True)
     # Manifest order: split, class, path.  Rows are made while writing, not held (one record per file is).
     records.sort(key=lambda r: SPLITS.index(plan[(r.class_name, r.relpath)]))  # stable: class, path stay sorted
+    groups = _names(near.groups) if near else []
+    group_of = {name: group[0] for group in groups for name in group}
     rows = ((f"{plan[(r.class_name, r.relpath)]}/{r.class_name}/{r.relpath}", r.class_name,
-             plan[(r.class_name, r.relpath)], r.sha256, r.width, r.height, f"{r.class_name}/{r.relpath}")
+             plan[(r.class_name, r.relpath)], r.sha256, r.width, r.height, f"{r.class_name}/{r.relpath}",
+             group_of.get(f"{r.class_name}/{r.relpath}", ""))
             for r in records)
     dups = [[f"{r.class_name}/{r.relpath}" for r in group] for group in cross_class_duplicates(records).values()]
     write_csv(partial / "manifest.csv", MANIFEST_COLUMNS, rows)
     write_csv(partial / "quarantine.csv", ("source", "class", "reason"), sorted(quarantined))
-    meta = {**meta, "counts": counts, "quarantined": len(quarantined), "cross_class_duplicates": dups}
+    meta = {**meta, "counts": counts, "quarantined": len(quarantined), "cross_class_duplicates": dups,
+            "near_duplicate_rule": near.rule.describe() if near else None,
+            "near_duplicate_groups": groups,
+            "cross_class_near_duplicates": _names(near.cross_class) if near else []}
     write_json(meta, partial / "split.json")
     return counts, fallbacks, dups
 
@@ -247,6 +279,13 @@ def format_summary(result: SplitResult) -> str:
         lines.append(f"quarantined {len(result.quarantined)} unreadable file(s): see {result.dst / 'quarantine.csv'}")
     for group in result.cross_class_duplicates:
         lines.append("same photo in several classes (kept in train only): " + " = ".join(group))
+    if result.near_duplicate_groups:
+        lines.append(f"near-duplicates: {len(result.near_duplicate_groups)} groups "
+                     f"({sum(map(len, result.near_duplicate_groups))} photos) kept on one side; see "
+                     f"{result.dst / 'split.json'}")
+    for group in result.cross_class_near_duplicates:
+        lines.append("near-identical photos in several classes (kept in train only; check the labels): "
+                     + " ~ ".join(group))
     if result.copied_instead_of_linked:
         lines.append(f"{result.copied_instead_of_linked} file(s) copied: hard links are not possible across filesystems")
     return "\n".join(lines)
