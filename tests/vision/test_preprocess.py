@@ -173,7 +173,8 @@ def test_tta_view_names():
     assert tta_view_names(2) == ["center", "hflip"]
     names = tta_view_names(MAX_DETERMINISTIC_VIEWS + 3)
     assert names[:MAX_DETERMINISTIC_VIEWS] == [
-        "center", "hflip", "wide", "wide_hflip", "top_left", "top_right", "bottom_left", "bottom_right",
+        "center", "hflip", "zoom", "zoom_hflip", "wide", "wide_hflip", "top_left", "top_right", "bottom_left",
+        "bottom_right",
     ]
     assert names[MAX_DETERMINISTIC_VIEWS:] == ["random_0", "random_1", "random_2"]
     assert len(set(names)) == len(names)
@@ -181,11 +182,15 @@ def test_tta_view_names():
 
 def test_wide_and_corner_views_show_the_promised_regions():
     image = draw_image(9, (80, 60))
-    views = dict(zip(tta_view_names(8), tta_views(image, TTA_SPEC, 8)))
+    views = dict(zip(tta_view_names(MAX_DETERMINISTIC_VIEWS), tta_views(image, TTA_SPEC, MAX_DETERMINISTIC_VIEWS)))
     # "wide": shorter side resized to the crop size, then center crop (torchvision Resize(32) + CenterCrop(32)).
     wide = T.Compose([T.Resize(32, interpolation=InterpolationMode.BILINEAR), T.CenterCrop(32)])(image)
     assert np.array_equal(views["wide"], np.asarray(wide))
     assert np.array_equal(views["wide_hflip"], views["wide"][:, ::-1])
+    # "zoom": one crop-ratio step further in (resize 40 for a 32 crop → shorter side 50), then center crop.
+    zoom = T.Compose([T.Resize(50, interpolation=InterpolationMode.BILINEAR), T.CenterCrop(32)])(image)
+    assert np.array_equal(views["zoom"], np.asarray(zoom))
+    assert np.array_equal(views["zoom_hflip"], views["zoom"][:, ::-1])
     standard = np.asarray(image.resize(resized_size(80, 60, 40), Image.Resampling.BILINEAR))  # (40, 53, 3)
     assert np.array_equal(views["top_left"], standard[:32, :32])
     assert np.array_equal(views["top_right"], standard[:32, -32:])

@@ -30,9 +30,9 @@ within each run).  Rows with an error, and a last row cut short, are removed fir
 again, so every file ends with exactly one row.  Files are matched by absolute path.
 
 \b
-TTA views (--tta N averages the softmax of the first N): center, hflip, wide (shorter side resized to the
-input size, center crop), wide_hflip, top_left, top_right, bottom_left, bottom_right, then seeded random
-views ({TTA_RANDOM.describe()}).
+TTA views (--tta N averages the softmax of the first N): center, hflip, zoom (one crop-ratio step further
+in), zoom_hflip, wide (shorter side resized to the input size, center crop), wide_hflip, top_left, top_right,
+bottom_left, bottom_right, then seeded random views ({TTA_RANDOM.describe()}).
 --tta 0 or 1 is the center view only.  The model batch holds --batch-size x N views.
 
 \b
