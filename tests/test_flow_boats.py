@@ -1,6 +1,7 @@
 """The whole flow on real boat photos: the deployed ONNX model scores exactly what training reported.
 
-split (symlinked subset, nothing copied from ../shared) → fit (packaged EfficientNet-Lite0, frozen) →
+split (symlinked subset, nothing copied from ../shared) → fit (packaged EfficientNet-Lite0, frozen or partly
+fine-tuned) →
 export (verified on the val split) → onnxruntime inference on the test split with a report.  The accuracy in
 clf-infer's metrics.json must equal the test accuracy in the training report: same images, same
 preprocessing contract, no drift.  Skipped when the photos are absent.
@@ -26,7 +27,13 @@ CLASSES = ("buoy", "gondola", "kayak", "paper_boat", "sailboat")
 PER_CLASS = 24
 
 
-def test_onnx_accuracy_on_test_split_equals_training_report(boats_dir: Path, tmp_path: Path) -> None:
+# head: frozen features; partial (the CPU default): the last blocks fine-tuned on cached activations.
+MODES = {"head": dict(mode="head", cache_views=1, epochs=25),
+         "partial": dict(mode="partial", epochs=3, time_budget="90s")}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_onnx_accuracy_on_test_split_equals_training_report(boats_dir: Path, tmp_path: Path, mode: str) -> None:
     images = tmp_path / "images"
     for name in CLASSES:
         (images / name).mkdir(parents=True)
@@ -34,7 +41,7 @@ def test_onnx_accuracy_on_test_split_equals_training_report(boats_dir: Path, tmp
             os.symlink(photo.resolve(), images / name / photo.name)
     make_split(images, tmp_path / "data", mode="symlink", progress=False)
     fitted = fit(TrainConfig(data=tmp_path / "data", out=tmp_path / "run", backbone="efficientnet_lite0",
-                             cache_views=1, epochs=25, device="cpu", precision="fp32"),
+                             device="cpu", precision="fp32", **MODES[mode]),
                  progress=False, log=lambda _m: None)
     trained = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text())
 

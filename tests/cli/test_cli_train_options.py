@@ -31,8 +31,8 @@ def test_flags_keep_their_names_and_help_shows_per_mode_defaults():
             "--class-weights", "--cache-views", "--input-size", "--device", "--precision", "--workers", "--seed",
             "--resume"} <= flags
     text = " ".join(CliRunner().invoke(train_cmd, ["--help"]).output.split())
-    assert "Maximum epochs [head: 100, finetune: 15]" in text
-    assert "[head|finetune]" in text and "[default: efficientnet_lite2]" in text
+    assert "Maximum epochs [head: 100, partial: 3, finetune: 15]" in text
+    assert "[auto|head|partial|finetune]" in text and "--time-budget" in text and "[default: efficientnet_lite2]" in text
 
 
 def test_a_bad_value_is_named_by_its_flag(tmp_path):

@@ -36,7 +36,7 @@ def test_head_mode_learns_boats(boats_dir: Path, tmp_path: Path) -> None:
     split = make_split(images, tmp_path / "data", mode="symlink", progress=False)
     assert split.classes == list(CLASSES) and split.quarantined == []
 
-    config = TrainConfig(data=tmp_path / "data", out=tmp_path / "run", backbone="efficientnet_lite0", cache_views=1,
+    config = TrainConfig(data=tmp_path / "data", out=tmp_path / "run", backbone="efficientnet_lite0", mode="head", cache_views=1,
                          epochs=30, patience=0, workers=2, device="cpu", precision="fp32")
     result = fit(config, progress=False, log=lambda _msg: None)
 

@@ -29,7 +29,8 @@ def _assert_user_error(result: Result, *parts: str) -> None:
 
 def test_head_run_prints_the_summary(tmp_path: Path, tiny_data: Path, tiny_weights: Path) -> None:
     out = tmp_path / "run"
-    result = _invoke([tiny_data, "--out", out, "--backbone", TINY, "--weights", tiny_weights, "--epochs", "3", *FAST])
+    result = _invoke([tiny_data, "--out", out, "--backbone", TINY, "--weights", tiny_weights, "--epochs", "3",
+                      "--mode", "head", *FAST])
     assert result.exit_code == 0, result.output
     stdout = result.stdout
     assert "done in" in stdout and "3 epochs" in stdout
@@ -76,7 +77,7 @@ def test_unknown_backbone_suggests_close_names(tmp_path: Path, tiny_data: Path) 
 
 def test_bad_choice_is_a_usage_error(tmp_path: Path, tiny_data: Path) -> None:
     result = _invoke([tiny_data, "--mode", "fintune"])
-    assert result.exit_code == 2 and "'fintune' is not one of 'head', 'finetune'" in result.output
+    assert result.exit_code == 2 and "'fintune' is not one of 'auto', 'head', 'partial', 'finetune'" in result.output
 
 
 def test_help_lists_the_run_dir_contract() -> None:

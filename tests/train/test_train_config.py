@@ -62,7 +62,7 @@ def test_head_mode_needs_pretrained_backbone() -> None:
     assert TrainConfig(mode="finetune", pretrained=False).pretrained is False
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "auto"])
 def test_per_mode_defaults_fill_unset_options(mode: str) -> None:
     config = TrainConfig(mode=mode, pretrained=True)
     for key, value in _MODE_DEFAULTS[mode].items():
@@ -102,3 +102,19 @@ def test_from_dict_refuses_unknown_keys() -> None:
     data = {**TrainConfig().to_dict(), "learning_rate": 0.1, "epoch": 3}
     with pytest.raises(ConfigError, match="unknown training options in config: epoch, learning_rate"):
         TrainConfig.from_dict(data)
+
+
+def test_auto_leaves_defaults_to_the_resolved_mode_and_budget_parses() -> None:
+    config = TrainConfig()
+    assert config.mode == "auto" and config.epochs is None and config.lr is None
+    partial = config.with_mode("partial")
+    assert partial.epochs == 3 and partial.budget_seconds() == 300
+    assert TrainConfig(mode="partial", time_budget="2m").budget_seconds() == 120
+    assert TrainConfig(mode="finetune", time_budget="1.5h").budget_seconds() == 5400
+    assert TrainConfig(mode="finetune").budget_seconds() == float("inf")
+    with pytest.raises(ConfigError, match="--time-budget"):
+        TrainConfig(time_budget="soon")
+    with pytest.raises(ConfigError, match="--cut is for --mode partial"):
+        TrainConfig(mode="head", cut=5)
+    with pytest.raises(ConfigError, match="--mode partial.*--no-pretrained"):
+        TrainConfig(mode="partial", pretrained=False)

@@ -1,7 +1,7 @@
 """torchrun on a CPU: two processes (gloo) train one model.
 
 One ``torch.distributed.run --nproc-per-node 2`` launch runs a script that joins the gloo process group once
-and calls ``fit`` twice in it, finetune mode then head mode (fit must leave a group it did not create alone),
+and calls ``fit`` three times in it, finetune, head and partial mode (fit must leave a group it did not create alone),
 and has each rank write what it saw and a digest of its final weights.  The ranks must see
 disjoint shards of the training set that together cover it, end with bit-identical weights (BatchNorm
 statistics included), and only rank 0 may write the run folder.
@@ -43,6 +43,8 @@ SCRIPT = textwrap.dedent('''
     runs = {{
         "finetune": TrainConfig(out=results / "finetune", mode="finetune", pretrained=False, **common),
         "head": TrainConfig(out=results / "head", mode="head", weights=weights, cache_views=2, **common),
+        "partial": TrainConfig(out=results / "partial", mode="partial", weights=weights, time_budget="10m",
+                               **common),
     }}
     dist.init_process_group("gloo")
     for mode, config in runs.items():
@@ -105,7 +107,22 @@ def test_finetune_ranks_see_disjoint_shards_and_end_identical(ddp_results: Path,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["finetune", "head"])
+def test_partial_ranks_run_one_plan_and_end_identical(ddp_results: Path) -> None:
+    rank0, rank1 = _ranks(ddp_results, "partial")
+    assert rank0["digest"] == rank1["digest"], "ranks ended with different weights"
+    p0, p1 = rank0["metrics"]["partial"], rank1["metrics"]["partial"]
+    assert (p0["cut"], p0["views"], p0["epochs_planned"]) == (p1["cut"], p1["views"], p1["epochs_planned"])
+    assert rank0["metrics"]["world_size"] == 2 and rank0["metrics"]["mode"] == "partial"
+    strip = [{k: v for k, v in row.items() if k != "seconds"} for row in rank0["history"]]
+    assert strip == [{k: v for k, v in row.items() if k != "seconds"} for row in rank1["history"]]
+    # each rank cached only its own shard of the training views
+    shards = sorted((ddp_results / "partial" / "cache").glob("activations-*-train-r*.pt"))
+    sizes = [len(torch.load(f, map_location="cpu", weights_only=True)["y"]) for f in shards]
+    assert len(shards) == 2 and sum(sizes) == 18
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["finetune", "head", "partial"])
 def test_only_rank_0_writes_the_run(ddp_results: Path, mode: str) -> None:
     rank0, rank1 = _ranks(ddp_results, mode)
     assert rank0["files"] == ["curves", "history", "metrics", "model", "report"] and rank1["files"] == []

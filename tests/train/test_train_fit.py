@@ -48,8 +48,8 @@ def lite_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     root = tmp_path_factory.mktemp("lite")
     data = split_data(root)
     broken = corrupt_jpeg(data / "train" / "b" / "zz_broken.jpg")
-    config = TrainConfig(data=data, out=root / "run", backbone="efficientnet_lite0", input_size=32, epochs=6,
-                         cache_views=2, patience=0, workers=0, device="cpu", precision="fp32")
+    config = TrainConfig(data=data, out=root / "run", mode="head", backbone="efficientnet_lite0", input_size=32,
+                         epochs=6, cache_views=2, patience=0, workers=0, device="cpu", precision="fp32")
     log: list[str] = []
     result = fit(config, progress=False, log=log.append)
     return Run(data=data, result=result, config=config, log=log, broken=broken)

@@ -19,17 +19,21 @@ from clfkit.devices import DEVICES
 from clfkit.errors import ConfigError
 from clfkit.models.names import HEADS
 
-__all__ = ["TrainConfig", "MODES", "OPTIMIZERS", "PRECISIONS", "CLASS_WEIGHTS", "option_help"]
+__all__ = ["TrainConfig", "MODES", "DEFAULT_CPU_BUDGET_S", "parse_duration", "OPTIMIZERS", "PRECISIONS", "CLASS_WEIGHTS", "option_help"]
 
-MODES = ("head", "finetune")
+MODES = ("auto", "head", "partial", "finetune")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CLASS_WEIGHTS = ("auto", "none")
 # Per-mode defaults applied when the user leaves the option unset (None).
+# "auto" has none of its own: it becomes one of the others at fit time (train/trainer.py, resolve_mode).
 _MODE_DEFAULTS = {
-    "head": {"epochs": 100, "lr": 1e-3, "batch_size": 256, "weight_decay": 1e-2},
-    "finetune": {"epochs": 15, "lr": 3e-4, "batch_size": 32, "weight_decay": 1e-2},
+    "head": {"epochs": 100, "lr": 1e-3, "batch_size": 256, "weight_decay": 1e-2, "backbone_lr_scale": 0.1},
+    "partial": {"epochs": 3, "lr": 1e-3, "batch_size": 64, "weight_decay": 5e-2, "backbone_lr_scale": 0.3},
+    "finetune": {"epochs": 15, "lr": 3e-4, "batch_size": 32, "weight_decay": 1e-2, "backbone_lr_scale": 0.1},
 }
+DEFAULT_CPU_BUDGET_S = 300.0  # --time-budget of --mode partial when none is given
+_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -50,6 +54,23 @@ def _mode_defaults(key: str) -> str:
     return ", ".join(f"{mode}: {values[key]:g}" for mode, values in _MODE_DEFAULTS.items())
 
 
+def parse_duration(flag: str, text: str) -> float:
+    """'300', '300s', '5m', '1.5h' → seconds."""
+    raw = str(text).strip().lower()
+    number, unit = raw, "s"
+    for suffix in sorted(_UNITS, key=len, reverse=True):
+        if raw.endswith(suffix):
+            number, unit = raw[: -len(suffix)].strip(), suffix
+            break
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise ConfigError(f"{flag} must be a duration such as 300, 300s, 5m or 1h, got {text!r}") from None
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"{flag} must be a positive duration, got {text!r}")
+    return seconds
+
+
 @dataclass
 class TrainConfig:
     data: Path = Path("data")  # the CLI's DATA argument
@@ -62,8 +83,15 @@ class TrainConfig:
                                                   "tv:<torchvision name> or timm:<timm name> (downloaded).")
     pretrained: bool = _option(True, "Start from the backbone's pretrained weights.", flag="--pretrained/--no-pretrained")
     weights: Path | None = _option(None, "Backbone state dict file to start from.")
-    mode: str = _option("head", "head: frozen backbone, cached features (fast on CPU); finetune: train everything.",
-                        choices=MODES)
+    mode: str = _option("auto", "auto: partial on a CPU, finetune on CUDA (head where the backbone cannot be cut); "
+                                "head: frozen backbone, linear head on cached features (seconds); partial: the last "
+                                "blocks fine-tuned on cached activations of the frozen first ones, planned to fit "
+                                "--time-budget; finetune: train everything on images.", choices=MODES)
+    time_budget: str | None = _option(None, "Wall time clf-train plans within, e.g. 300, 5m, 1h (partial: default "
+                                            "5m, the cut/views/epochs are chosen to fit it; finetune: stop before an "
+                                            "epoch that would not fit; head: unused).", show_default=False)
+    cut: int | None = _option(None, "partial: the first backbone block that trains (default: the deepest that fits "
+                                    "--time-budget).", show_default=False)
     head: str = _option("linear", "Classifier head on the pooled features.", choices=HEADS)
     epochs: int | None = _option(None, "Maximum epochs [{defaults}].")
     batch_size: int | None = _option(None, "[{defaults}] (cached features in head mode, images in finetune).")
@@ -77,7 +105,8 @@ class TrainConfig:
     cache_views: int = _option(3, "head mode: views per training image (center, flip, then random views).")
     input_size: int | None = _option(None, "Train at another resolution than the backbone's.")
     warmup_epochs: int = _option(1, "finetune: epochs of linear learning-rate warm-up.")
-    backbone_lr_scale: float = _option(0.1, "finetune: the backbone's learning rate as a fraction of the head's.")
+    backbone_lr_scale: float | None = _option(None, "partial/finetune: the backbone's learning rate as a fraction of "
+                                                    "the head's [{defaults}].")
     device: str = _option("auto", "Where to train (auto: CUDA when PyTorch sees one).", choices=DEVICES)
     precision: str = _option("auto", "auto: bf16 autocast where the hardware has it, fp16 on older GPUs, else "
                                      "fp32.", choices=PRECISIONS)
@@ -98,17 +127,24 @@ class TrainConfig:
         _choice("--device", self.device, DEVICES)
         _choice("--precision", self.precision, PRECISIONS)
         _choice("--class-weights", self.class_weights, CLASS_WEIGHTS)
-        for key, value in _MODE_DEFAULTS[self.mode].items():
+        for key, value in _MODE_DEFAULTS.get(self.mode, {}).items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
-        if self.epochs < 1:  # type: ignore[operator]
+        # Under --mode auto an unset option stays None until the mode is resolved; what is set is checked now.
+        if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:  # type: ignore[operator]
+        if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):  # type: ignore[operator]
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"--lr must be a positive number, got {self.lr}")
-        if self.weight_decay < 0:  # type: ignore[operator]
+        if self.weight_decay is not None and self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.time_budget is not None:
+            parse_duration("--time-budget", self.time_budget)
+        if self.cut is not None and self.cut < 1:
+            raise ConfigError(f"--cut must be at least 1 (block 0 is the stem), got {self.cut}")
+        if self.cut is not None and self.mode not in ("auto", "partial"):
+            raise ConfigError(f"--cut is for --mode partial (or auto on a CPU), not --mode {self.mode}")
         if self.patience < 0:
             raise ConfigError(f"--patience must be >= 0 (0 disables early stopping), got {self.patience}")
         if not (0.0 <= self.label_smoothing < 1.0):
@@ -121,19 +157,32 @@ class TrainConfig:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
         if self.warmup_epochs < 0:
             raise ConfigError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
-        if not (0.0 < self.backbone_lr_scale <= 1.0):
+        if self.backbone_lr_scale is not None and not (0.0 < self.backbone_lr_scale <= 1.0):
             raise ConfigError(f"--backbone-lr-scale must be in (0, 1], got {self.backbone_lr_scale}")
         if self.weights is not None and not self.pretrained:
             raise ConfigError("Can't combine `--weights` with `--no-pretrained`: --weights loads pretrained "
                               "backbone weights from a file. Choose one.")
         if self.weights is not None and not self.weights.is_file():
             raise ConfigError(f"--weights {self.weights}: file not found")
+        if self.mode == "partial" and not self.pretrained:
+            raise ConfigError("`--mode partial` freezes the first backbone blocks, which is useless with "
+                              "`--no-pretrained` (random features). Use `--mode finetune` or drop --no-pretrained.")
         if self.mode == "head" and not self.pretrained:
             raise ConfigError("`--mode head` trains only the head on a frozen backbone, which is useless with "
                               "`--no-pretrained` (random features). Use `--mode finetune` or drop --no-pretrained.")
         from clfkit.data.split import validate_fractions
 
         validate_fractions(self.val_fraction, self.test_fraction)
+
+    def budget_seconds(self) -> float:
+        """--time-budget in seconds: given, else 5 minutes for partial and no limit otherwise."""
+        if self.time_budget is not None:
+            return parse_duration("--time-budget", self.time_budget)
+        return DEFAULT_CPU_BUDGET_S if self.mode == "partial" else math.inf
+
+    def with_mode(self, mode: str) -> "TrainConfig":
+        """This config with --mode auto resolved to ``mode`` (its defaults filled in, validated again)."""
+        return dataclasses.replace(self, mode=mode)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from clfkit.data.layout import Sample
@@ -40,7 +41,7 @@ class FeatureStats:
 
 
 def extract_features(
-    model: torch.nn.Module,
+    model: torch.nn.Module | None,
     samples: Sequence[Sample],
     spec: ModelSpec,
     *,
@@ -54,21 +55,29 @@ def extract_features(
     progress: bool = True,
     on_skip: Callable[[Sample, str], None] | None = None,
     stats: FeatureStats | None = None,
+    forward: Callable[[np.ndarray], np.ndarray] | None = None,
+    dtype: type = np.float32,
+    make_views: Callable[[Image.Image, int], list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, list[bool]]:
-    """Backbone features for every sample: float32 (N, views, F), and a per-sample ``ok`` mask.
+    """Backbone features for every sample: ``dtype`` (N, views, *F), and a per-sample ``ok`` mask.
 
-    A sample whose image fails to decode gets zeros and ok=False (reported through ``on_skip``).
+    ``forward`` (normalized float32 (B, 3, S, S) → (B, *F)) replaces ``model.features`` — partial fine-tuning
+    passes the frozen blocks on an inference runtime.  A sample whose image fails to decode gets zeros and
+    ok=False (reported through ``on_skip``).  ``make_views(image, views)`` replaces the training views (the
+    TTA views, to measure on the validation split whether TTA helps).
     """
     def load(sample: Sample) -> list[np.ndarray] | ImageError:
         try:
             image = load_rgb(sample.path)
         except ImageError as exc:
             return exc
+        if make_views is not None:
+            return make_views(image, views)
         return training_views(image, spec, views, f"{seed}:{sample.path.name}")
 
     feats: list[np.ndarray] = []
     ok: list[bool] = []
-    dim = None
+    dim: tuple[int, ...] | None = None
     start = time.perf_counter()
     bar = tqdm(total=len(samples), desc=desc, unit="img", disable=None if progress else True, leave=False)
     stream = ordered_map(load, samples, workers=workers)
@@ -84,13 +93,17 @@ def extract_features(
                     ok.append(True)
                     pixels.extend(result)
             if pixels:
-                x = torch.from_numpy(normalize_batch(np.stack(pixels), spec)).to(device)  # (B*V, 3, S, S)
-                if device.type == "cuda":  # on a CPU channels_last slows bf16 autocast (design-choices.md)
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast(device, precision):
-                    f = model.features(x)
-                f = f.float().cpu().numpy().reshape(-1, views, f.shape[-1])  # (B, V, F)
-                dim = f.shape[-1]
+                batch = normalize_batch(np.stack(pixels), spec)  # (B*V, 3, S, S)
+                if forward is not None:
+                    f = forward(batch)
+                else:
+                    x = torch.from_numpy(batch).to(device)
+                    if device.type == "cuda":  # on a CPU channels_last slows bf16 autocast (design-choices.md)
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with autocast(device, precision):
+                        f = model.features(x).float().cpu().numpy()  # type: ignore[union-attr]
+                f = f.astype(dtype, copy=False).reshape(-1, views, *f.shape[1:])  # (B, V, *F)
+                dim = f.shape[2:]
             it = iter(f) if pixels else iter(())
             for flag in ok[len(ok) - len(chunk):]:
                 feats.append(next(it) if flag else None)  # type: ignore[arg-type]
@@ -101,8 +114,8 @@ def extract_features(
         stats.views += len(samples) * views
         stats.seconds += time.perf_counter() - start
     if dim is None:
-        dim = int(getattr(model, "num_features", 0))
-    out = np.zeros((len(samples), views, dim), np.float32)
+        dim = (int(getattr(model, "num_features", 0)),)
+    out = np.zeros((len(samples), views, *dim), dtype)
     for i, f in enumerate(feats):
         if f is not None:
             out[i] = f

@@ -15,7 +15,7 @@ from torch import nn
 
 from clfkit.errors import ConfigError
 
-__all__ = ["lr_at", "set_lr", "make_optimizer", "class_weights", "make_criterion", "head_epoch", "evaluate_head",
+__all__ = ["lr_at", "set_lr", "make_optimizer", "class_weights", "make_criterion", "head_epoch", "evaluate_head", "warm_start_head",
            "EarlyStopping"]
 
 
@@ -92,6 +92,27 @@ def evaluate_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor) ->
     loss = nn.functional.cross_entropy(logits, labels).item()
     acc = (logits.argmax(1) == labels).float().mean().item()
     return loss, acc, logits
+
+
+def warm_start_head(head: nn.Module, feats: torch.Tensor, labels: torch.Tensor, val_feats: torch.Tensor,
+                    val_labels: torch.Tensor, criterion: nn.Module, *, optimizer: str = "adamw", seed: int = 0,
+                    epochs: int = 30, patience: int = 5, lr: float = 1e-3) -> dict[str, float]:
+    """Train ``head`` alone on frozen features (N, F) before the backbone unfreezes, keeping the epoch with the
+    lowest validation loss: gradients from a random head would wreck pretrained blocks in the first steps."""
+    opt = make_optimizer([(head.parameters(), 1.0)], optimizer, lr, 1e-2)
+    early = EarlyStopping(patience)
+    best = {k: v.detach().clone() for k, v in head.state_dict().items()}
+    for epoch in range(epochs):
+        head_epoch(head, feats, labels, opt, criterion, batch_size=256, epoch=epoch, epochs=epochs, base_lr=lr,
+                   warmup=0.0, seed=seed)
+        val_loss, _, _ = evaluate_head(head, val_feats, val_labels)
+        if early.update(val_loss, epoch + 1):
+            best = {k: v.detach().clone() for k, v in head.state_dict().items()}
+        if early.should_stop:
+            break
+    head.load_state_dict(best)
+    val_loss, val_acc, _ = evaluate_head(head, val_feats, val_labels)
+    return {"val_loss": val_loss, "val_acc": val_acc, "epochs": early.best_epoch}
 
 
 class EarlyStopping:

@@ -71,6 +71,18 @@ def _end_epoch(config: TrainConfig, early: loop.EarlyStopping) -> int:
     return 0 if early.should_stop else config.epochs
 
 
+def _history_row(epoch: int, stats: dict[str, float], val_loss: float, val_acc: float) -> dict[str, Any]:
+    """One row of history.csv (every mode writes the same columns)."""
+    return {"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
+            "val_loss": val_loss, "val_acc": val_acc, "lr": stats["lr"], "seconds": stats["seconds"]}
+
+
+def _epoch_line(row: dict[str, Any], epochs: int | None = None) -> str:
+    of = f"/{epochs}" if epochs else ""
+    return (f"epoch {row['epoch']}{of}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f} | "
+            f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f} | {row['seconds']:.0f} s")
+
+
 # ------------------------------------------------------------------------------------------------ head
 def _features(config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data: SplitData, run_dir: Path,
               device: torch.device, precision: str, info: DistInfo, progress: bool, log: Callable[[str], None]
@@ -120,7 +132,7 @@ def _features(config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data
 
 def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data: SplitData, run_dir: Path,
              device: torch.device, precision: str, info: DistInfo, resume_state: dict | None, progress: bool,
-             log: Callable[[str], None]) -> Outcome:
+             log: Callable[[str], None], started: float = 0.0) -> Outcome:
     model.eval()
     for p in model.backbone.parameters():
         p.requires_grad_(False)
@@ -147,8 +159,7 @@ def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, da
                                 seed=config.seed)
         val_loss, val_acc, _ = loop.evaluate_head(head, val_x, val_y)
         improved = early.update(val_loss, epoch + 1)
-        history.append({"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
-                        "val_loss": val_loss, "val_acc": val_acc, "lr": stats["lr"], "seconds": stats["seconds"]})
+        history.append(_history_row(epoch, stats, val_loss, val_acc))
         bar.set_postfix(loss=f"{stats['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
         if improved:
             best_state = copy.deepcopy(head.state_dict())
@@ -177,7 +188,7 @@ def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, da
 # -------------------------------------------------------------------------------------------- finetune
 def run_finetune(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data: SplitData, run_dir: Path,
                  device: torch.device, precision: str, info: DistInfo, resume_state: dict | None, progress: bool,
-                 log: Callable[[str], None]) -> Outcome:
+                 log: Callable[[str], None], started: float = 0.0) -> Outcome:
     from torch.nn.parallel import DistributedDataParallel
 
     from clfkit.train.finetune import evaluate_loader, finetune_epoch, make_loader
@@ -212,10 +223,8 @@ def run_finetune(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec
                                    seen=seen if epoch == start_epoch else None)
         val_loss, val_acc, _, _ = evaluate_loader(model, loaders["val"], device, spec.num_classes, info)
         improved = early.update(val_loss, epoch + 1)
-        history.append({"epoch": epoch + 1, "train_loss": stats["train_loss"], "train_acc": stats["train_acc"],
-                        "val_loss": val_loss, "val_acc": val_acc, "lr": stats["lr"], "seconds": stats["seconds"]})
-        log(f"epoch {epoch + 1}: train loss {stats['train_loss']:.4f} acc {stats['train_acc']:.3f} | "
-            f"val loss {val_loss:.4f} acc {val_acc:.3f} | {stats['seconds']:.0f} s")
+        history.append(_history_row(epoch, stats, val_loss, val_acc))
+        log(_epoch_line(history[-1]))
         if improved:
             best_state = copy.deepcopy(model.state_dict())
         if info.is_main:

@@ -21,6 +21,22 @@ def format_fit_summary(result: FitResult) -> str:
         lines.append(f"  test accuracy       {_pct(test['accuracy'])}  macro-F1 {_pct(test['macro_f1'])}  "
                      f"({test['num_samples']} images)")
     timing = m.get("timing") or {}
+    if m.get("mode_requested") == "auto":
+        lines.append(f"  path:    --mode auto → {m.get('mode')}: {m.get('mode_reason')}")
+    partial = m.get("partial")
+    if partial:
+        stages = ", ".join(f"{k[:-2].replace('_', ' ')} {v:.0f} s" for k, v in timing.items() if k.endswith("_s"))
+        lines.append(f"  partial: blocks {partial['cut']}-{partial['blocks'] - 1} of {partial['blocks']} trained on "
+                     f"{partial['views']} cached views per image ({partial['cache_mb']:.0f} MB, "
+                     f"{partial['prefix_runtime']}), {partial['epochs_run']}/{partial['epochs_planned']} passes; "
+                     f"stopped by {partial['stopped_by']}")
+        budget = partial["budget_s"]
+        lines.append(f"  time:    {stages}; {result.seconds:.0f} s of the {budget:.0f} s --time-budget"
+                     + (" (over)" if result.seconds > budget else ""))
+        tta = partial.get("tta_val")
+        if tta:
+            lines.append(f"  TTA on the validation split: {tta['views']} views {100 * tta['val_acc_tta']:.2f} % vs "
+                         f"center {100 * tta['val_acc_center']:.2f} % ({'helps' if tta['helps'] else 'does not help'})")
     if "cached_speedup" in timing:
         lines.append(f"  one epoch through the backbone {timing['backbone_epoch_s']:.1f} s, on cached features "
                      f"{1000 * timing['cached_epoch_s']:.1f} ms ({timing['cached_speedup']:.0f}x)")

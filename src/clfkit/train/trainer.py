@@ -103,6 +103,23 @@ def _prepare_data(config: TrainConfig, run_dir: Path, info: DistInfo, log: Log) 
     return data
 
 
+def resolve_mode(config: TrainConfig, device: torch.device, model: torch.nn.Module) -> tuple[TrainConfig, str]:
+    """--mode auto → the mode that reaches the best accuracy here, and why (printed and kept in metrics.json)."""
+    if config.mode != "auto":
+        return config, "asked for"
+    if not config.pretrained:
+        return config.with_mode("finetune"), "a random-init backbone has no features worth freezing"
+    if device.type == "cuda":
+        return config.with_mode("finetune"), "on CUDA the whole network fine-tunes on images"
+    from clfkit.train.partial import can_cut
+
+    spec_size = config.input_size or 64
+    if can_cut(model, spec_size):
+        return config.with_mode("partial"), ("on a CPU the last blocks fine-tune on cached activations, "
+                                             "planned to fit --time-budget")
+    return config.with_mode("head"), f"the backbone {config.backbone} cannot be cut into blocks: frozen features"
+
+
 def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitResult:
     """Train a classifier as ``config`` says and write the RUN_DIR artifacts; returns the best model."""
     start = time.perf_counter()
@@ -128,6 +145,8 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
                                            pretrained=config.pretrained and resume_state is None,
                                            weights=config.weights if resume_state is None else None)
         spec = _make_spec(config, data.class_names, defaults.spec_fields())
+        requested = config.mode
+        config, mode_reason = resolve_mode(config, device, model)
         if resume_state is not None:
             saved_spec = ModelSpec.from_dict(resume_state["spec"])
             if saved_spec != spec:
@@ -142,14 +161,18 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
                  f"{sum(data.counts('train').values())} train / {len(data.splits['val'])} val images, "
                  f"{len(spec.class_names)} classes → {run_dir}")
         model.to(device)
+        if requested == "auto":
+            log_main(f"--mode auto → {config.mode}: {mode_reason}")
         from clfkit.train.modes import run_finetune, run_head
+        from clfkit.train.partial import run_partial
 
-        runner = run_head if config.mode == "head" else run_finetune
+        runner = {"head": run_head, "partial": run_partial, "finetune": run_finetune}[config.mode]
         outcome = runner(config=config, model=model, spec=spec, data=data, run_dir=run_dir, device=device,
                          precision=precision, info=info, resume_state=resume_state, progress=progress and info.is_main,
-                         log=log_main)
+                         log=log_main, started=start)
         model.to("cpu").eval()
         metrics = dict(outcome.metrics)
+        metrics["mode_requested"], metrics["mode_reason"] = requested, mode_reason
         metrics["train_counts"] = data.counts("train")
         metrics["seconds_total"] = time.perf_counter() - start + (resume_state or {}).get("seconds", 0.0)
         files: dict[str, Path] = {}

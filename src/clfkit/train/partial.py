@@ -1,0 +1,499 @@
+"""``--mode partial``: fine-tune the last blocks of the backbone on cached activations of the frozen first ones.
+
+Most of a convolutional backbone's FLOPs sit in its early, high-resolution blocks, and those are also the most
+generic ones.  So they run ONCE per cached view of each training image, on the fast inference runtime
+(onnxruntime on a CPU: 2-3x PyTorch eager here), and their output is cached in float16; the last blocks and the
+head then train on the cache for several epochs, each costing only the small tail's forward and backward pass.
+
+Stages (timed separately in ``metrics.json``): plan (measure this machine's costs, pick the cut, views and
+epochs that fit ``--time-budget``, :mod:`clfkit.train.plan`) → extract (cache the activations; val/test in
+float32, the center view only, as deployed) → warm start (a linear head on the frozen tail's pooled features,
+the fastai ``fine_tune`` pattern: the tail never sees gradients from a random head) → train (discriminative
+learning rates, warm-up + cosine, label smoothing; BatchNorm keeps its ImageNet running statistics, its scale
+and shift train) → evaluate.  The blocks are the model's own modules, so what trains IS the assembled network
+that model.pt stores and clf-export verifies.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import json
+import math
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from clfkit.artifacts.checkpoint import save_state
+from clfkit.data.layout import Sample, SplitData
+from clfkit.errors import ImageError
+from clfkit.io import write_json
+from clfkit.models.stages import Prefix, Tail, backbone_blocks
+from clfkit.spec import ModelSpec
+from clfkit.train import loop
+from clfkit.train.config import TrainConfig
+from clfkit.train.device import autocast
+from clfkit.train.distributed import DistInfo, all_reduce_sum, gather_objects
+from clfkit.train.features import extract_features, feature_cache_key
+from clfkit.train.plan import MIN_VIEWS, Costs, Plan, plan_partial
+from clfkit.vision.augment import training_views
+from clfkit.vision.images import load_rgb
+from clfkit.vision.postprocess import mean_of_views, softmax
+from clfkit.vision.tta import tta_view_names, tta_views
+
+__all__ = ["run_partial", "can_cut", "TAIL_SHARE", "WARM_EPOCHS"]
+
+Log = Callable[[str], None]
+TAIL_SHARE = 0.5  # candidate cuts train at most this share of the backbone's FLOPs (the rest would not fit)
+DROPOUT = 0.3  # on the pooled features while the tail trains (timm's EfficientNet-Lite2 training rate)
+DROP_PATH = 0.2  # stochastic depth of the trained residual blocks (timm's default for EfficientNets)
+TTA_CHECK_VIEWS = 5  # the --tta N whose worth on the validation split every partial run records
+WARM_EPOCHS = 30  # linear head on the frozen tail's features: a few seconds, early-stopped on validation
+SAVE_RESERVE_S = 8.0  # the budget left for the test report and model.pt after training
+_MEASURE_BATCH = 32
+_MEASURE_IMAGES = 8
+_EXTRACT_BATCH = 32
+
+
+def can_cut(model: nn.Module, input_size: int) -> bool:
+    return backbone_blocks(model.backbone, min(input_size, 64)) is not None
+
+
+def _bn_frozen_train(module: nn.Module) -> None:
+    """Train mode, except BatchNorm layers, which keep their running statistics (eval mode)."""
+    module.train()
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+class _DropPath(nn.Module):
+    """Stochastic depth: in training, a residual branch is dropped for a random ``rate`` of the samples."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0:
+            return x
+        keep = (torch.rand(x.shape[0], *([1] * (x.ndim - 1)), device=x.device) >= self.rate).to(x.dtype)
+        return x * keep / (1 - self.rate)
+
+
+@contextmanager
+def stochastic_depth(blocks: list[nn.Module], rate: float) -> Iterator[int]:
+    """While training: residual blocks that have a ``drop_path`` slot (timm's) drop their branch with a rate
+    rising linearly to ``rate`` at the last block, as timm trains EfficientNets; restored afterwards, so the
+    model that is saved and exported is unchanged.  Yields how many blocks got it."""
+    slots = [b for b in blocks if isinstance(getattr(b, "drop_path", None), nn.Module) and getattr(b, "has_skip", False)]
+    saved = [b.drop_path for b in slots]
+    try:
+        for k, block in enumerate(slots):
+            block.drop_path = _DropPath(rate * (k + 1) / len(slots))
+        yield len(slots)
+    finally:
+        for block, original in zip(slots, saved):
+            block.drop_path = original
+
+
+# --------------------------------------------------------------------------------------- measuring costs
+def _flops(blocks: list[nn.Module], size: int) -> tuple[list[float], list[tuple[int, ...]]]:
+    """FLOPs of each block for one image, and the activation shape after each block."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops, shapes = [], []
+    h = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        for block in blocks:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                h = block(h)
+            flops.append(float(counter.get_total_flops()))
+            shapes.append(tuple(h.shape[1:]))
+    return flops, shapes
+
+
+def _timed(fn: Callable[[], Any], repeats: int = 2) -> float:
+    fn()  # warm-up: first calls allocate and pick kernels
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+class _PrefixRunner:
+    """The frozen blocks on onnxruntime (CPU) or PyTorch (CUDA, or where the export fails)."""
+
+    def __init__(self, blocks: list[nn.Module], cut: int, size: int, device: torch.device, precision: str,
+                 log: Log) -> None:
+        self.prefix = Prefix(blocks, cut).eval()
+        self.device, self.precision, self.session = device, precision, None
+        self.runtime = "torch"
+        if device.type == "cpu":
+            try:
+                self.session = _ort_session(self.prefix, size)
+                self.runtime = "onnxruntime"
+            except Exception as exc:  # noqa: BLE001 - PyTorch computes the same activations, only slower
+                log(f"frozen blocks run in PyTorch: exporting them to onnxruntime failed ({type(exc).__name__})")
+
+    def __call__(self, batch: np.ndarray, precision: str | None = None) -> np.ndarray:
+        if self.session is not None:
+            return self.session.run(None, {"input": batch})[0]
+        with torch.inference_mode(), autocast(self.device, precision or self.precision):
+            return self.prefix(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+
+def _ort_session(prefix: nn.Module, size: int):
+    import onnxruntime as ort
+
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.onnx.export(prefix, (torch.zeros(1, 3, size, size),), buffer, dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    options.enable_mem_pattern = False  # same reason as the engine: ~30 % less peak memory, same speed
+    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+
+def _decode_cost(samples: Sequence[Sample], spec: ModelSpec, seed: int) -> float:
+    """Seconds to decode an image and cut one training view, over a few of the training images."""
+    picked = list(samples[:: max(1, len(samples) // _MEASURE_IMAGES)])[:_MEASURE_IMAGES]
+    start, views = time.perf_counter(), 0
+    for sample in picked:
+        try:
+            image = load_rgb(sample.path)
+        except ImageError:
+            continue
+        training_views(image, spec, MIN_VIEWS, f"{seed}:{sample.path.name}")
+        views += MIN_VIEWS
+    return (time.perf_counter() - start) / max(views, 1)
+
+
+def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.device, precision: str,
+             log: Log) -> tuple[Costs, dict[int, int]]:
+    """Per-sample costs of every candidate cut, from two timings on this machine scaled by FLOPs: a training
+    step of the deepest candidate tail, and the frozen prefix of that cut on the inference runtime."""
+    flops, shapes = _flops(blocks, size)
+    total = sum(flops)
+    tail_flops = [sum(flops[c:]) for c in range(len(blocks))]
+    candidates = [c for c in range(1, len(blocks))
+                  if tail_flops[c] <= TAIL_SHARE * total and any(True for b in blocks[c:] for _ in b.parameters())]
+    if not candidates:  # a backbone whose last block alone is over the share: train that block
+        candidates = [c for c in range(1, len(blocks)) if any(True for b in blocks[c:] for _ in b.parameters())][-1:]
+    deepest = candidates[0]
+    tail = Tail(blocks, deepest, head).to(device)
+    grads = {p: p.requires_grad for p in tail.parameters()}
+    for p in grads:
+        p.requires_grad_(True)  # timed as it will train: the backward pass is most of a step
+    x = torch.randn(_MEASURE_BATCH, *shapes[deepest - 1], device=device)
+    y = torch.zeros(_MEASURE_BATCH, dtype=torch.long, device=device)
+    state = copy.deepcopy(tail.state_dict())
+
+    def step() -> None:
+        _bn_frozen_train(tail)
+        with autocast(device, precision):
+            loss = nn.functional.cross_entropy(tail(x).float(), y)
+        loss.backward()
+        tail.zero_grad(set_to_none=True)
+
+    def evaluate() -> None:
+        tail.eval()
+        with torch.inference_mode():
+            tail(x)
+
+    train_s = _timed(step) / _MEASURE_BATCH / tail_flops[deepest]
+    eval_s = _timed(evaluate) / _MEASURE_BATCH / tail_flops[deepest]
+    tail.load_state_dict(state)  # the measurement must leave no trace (no optimizer step ran, but be sure)
+    for p, flag in grads.items():
+        p.requires_grad_(flag)
+    runner = _PrefixRunner(blocks, deepest, size, device, precision, log)
+    pixels = np.random.default_rng(0).standard_normal((_MEASURE_BATCH, 3, size, size)).astype(np.float32)
+    prefix_s = _timed(lambda: runner(pixels), repeats=1) / _MEASURE_BATCH / sum(flops[:deepest])
+    costs = Costs(prefix={c: prefix_s * sum(flops[:c]) for c in candidates},
+                  train={c: train_s * tail_flops[c] for c in candidates},
+                  tail_eval={c: eval_s * tail_flops[c] for c in candidates})
+    bytes_per_view = {c: 2 * math.prod(shapes[c - 1]) for c in candidates}  # float16 activations
+    return costs, bytes_per_view
+
+
+# ------------------------------------------------------------------------------------------ the cache
+def _activations(config: TrainConfig, runner: _PrefixRunner, spec: ModelSpec, data: SplitData, plan: Plan,
+                 run_dir: Path, info: DistInfo, progress: bool, log: Log
+                 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{split: (activations (N, V, C, H, W), labels (N,))}: train = this rank's shard in float16 with
+    plan.views views, val/test = every image's center view in float32 (gathered on every rank)."""
+    key = feature_cache_key(spec, {"backbone": config.backbone, "weights": str(config.weights or ""),
+                                   "cut": plan.cut, "runtime": runner.runtime, "world": info.world_size},
+                            data.splits, plan.views, config.seed, "partial-fp16")
+    out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for split, samples in data.splits.items():
+        cache = run_dir / "cache" / f"activations-{key[:24]}-{split}-r{info.rank}.pt"
+        if cache.exists():
+            try:
+                stored = torch.load(cache, map_location="cpu", weights_only=True)
+                if stored.get("key") == key:
+                    out[split] = (stored["x"], stored["y"])
+                    continue
+            except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
+                log(f"ignoring unreadable activation cache {cache}")
+        train = split == "train"
+        views = plan.views if train else 1
+        shard = samples[info.rank::info.world_size]
+        x, ok = extract_features(
+            None, shard, spec, views=views, seed=config.seed, batch_size=_EXTRACT_BATCH, workers=config.workers,
+            desc=f"{split} activations ({views} view{'s' * (views > 1)})", progress=progress,
+            forward=lambda b, t=train: runner(b, config.precision if t else "fp32"),
+            dtype=np.float16 if train else np.float32)
+        labels = np.array([s.label for s in shard], np.int64)
+        if not train and info.enabled:  # every rank evaluates every image: the same numbers everywhere
+            parts = gather_objects((x, np.asarray(ok), labels), info)
+            x, ok, labels = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        ok = np.asarray(ok, bool)
+        out[split] = (torch.from_numpy(np.ascontiguousarray(x[ok])), torch.from_numpy(labels[ok]))
+        save_state({"key": key, "x": out[split][0], "y": out[split][1]}, cache)
+    return out
+
+
+def _tta_on_val(runner: _PrefixRunner, tail: Tail, samples: Sequence[Sample], spec: ModelSpec,
+                device: torch.device, workers: int | None, views: int = TTA_CHECK_VIEWS) -> dict[str, Any]:
+    """Whether ``--tta views`` helps the trained model on the validation split (recorded in metrics.json and
+    said in the summary and report): every image through the assembled network, float32, as deployed."""
+    x, ok = extract_features(None, samples, spec, views=views, workers=workers, progress=False,
+                             forward=lambda b: runner(b, "fp32"), make_views=lambda im, n: tta_views(im, spec, n))
+    ok = np.asarray(ok, bool)
+    labels = np.array([s.label for s in samples])[ok]
+    acts = torch.from_numpy(x[ok])
+    logits = _logits(tail, acts.reshape(-1, *acts.shape[2:]), device).numpy().reshape(len(labels), views, -1)
+    probs = softmax(logits)
+    center = float((probs[:, 0].argmax(1) == labels).mean())
+    tta = float((mean_of_views(probs).argmax(1) == labels).mean())
+    return {"views": views, "view_names": tta_view_names(views), "val_acc_center": center, "val_acc_tta": tta,
+            "helps": tta > center}
+
+
+# -------------------------------------------------------------------------------------------- training
+def _tail_features(tail: Tail, x: torch.Tensor, device: torch.device, precision: str, batch: int = 128
+                   ) -> torch.Tensor:
+    """Pooled features (N, F) of the frozen tail over cached activations (N, C, H, W)."""
+    tail.eval()
+    out = []
+    with torch.inference_mode(), autocast(device, precision):
+        for i in range(0, len(x), batch):
+            out.append(tail.features(x[i:i + batch].to(device).float()).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _logits(tail: Tail, x: torch.Tensor, device: torch.device, batch: int = 128) -> torch.Tensor:
+    """Float32 logits of the tail in eval mode: what the assembled model outputs for these images."""
+    tail.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            out.append(tail(x[i:i + batch].to(device).float()).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _warm_start(tail: Tail, acts: dict[str, tuple[torch.Tensor, torch.Tensor]], config: TrainConfig,
+                device: torch.device, precision: str, criterion: nn.Module, info: DistInfo) -> dict[str, float]:
+    """Train the head alone on the frozen tail's pooled features (every rank on the same gathered features)."""
+    x, y = acts["train"]
+    views = x.shape[1]
+    feats = _tail_features(tail, x.reshape(-1, *x.shape[2:]), device, precision)
+    labels = y.repeat_interleave(views)
+    if info.enabled:
+        parts = gather_objects((feats.numpy(), labels.numpy()), info)
+        feats = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+        labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    val_f = _tail_features(tail, acts["val"][0][:, 0], device, "fp32")
+    return loop.warm_start_head(tail.head, feats.to(device), labels.to(device), val_f.to(device),
+                                acts["val"][1].to(device), criterion, optimizer=config.optimizer, seed=config.seed,
+                                epochs=WARM_EPOCHS)
+
+
+def _epoch(net: nn.Module, tail: Tail, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+           criterion: nn.Module, *, steps: int, epoch: int, epochs: int, config: TrainConfig, device: torch.device,
+           precision: str, info: DistInfo, progress: Callable[[int], None]) -> dict[str, float]:
+    """One pass over this rank's cached views (N*V samples), ``steps`` batches on every rank."""
+    _bn_frozen_train(tail)
+    views = x.shape[1]
+    n = x.shape[0] * views
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 31 + info.rank)
+    order = torch.randperm(n, generator=generator)
+    order = order.repeat(math.ceil(steps * config.batch_size / max(n, 1)))[:steps * config.batch_size]
+    total_loss = correct = count = 0.0
+    start = time.perf_counter()
+    for step in range(steps):
+        idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+        batch = x[idx // views, idx % views].to(device).float()
+        labels = y[idx // views].to(device)
+        # Few passes over many views: --warmup-epochs is capped at a fifth of the passes.
+        warmup = min(float(config.warmup_epochs), epochs / 5)
+        loop.set_lr(optimizer, loop.lr_at(epoch + step / steps, config.lr, epochs, warmup))
+        with autocast(device, precision):
+            logits = net(batch)
+            loss = criterion(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(idx)
+        correct += (logits.argmax(1) == labels).sum().item()
+        count += len(idx)
+        progress(len(idx))
+    total_loss, correct, count = all_reduce_sum([total_loss, correct, count], info, device)
+    return {"train_loss": total_loss / max(count, 1), "train_acc": correct / max(count, 1),
+            "seconds": time.perf_counter() - start, "lr": optimizer.param_groups[-1]["lr"]}
+
+
+def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data: SplitData, run_dir: Path,
+                device: torch.device, precision: str, info: DistInfo, resume_state: dict | None, progress: bool,
+                log: Log, started: float) -> Any:
+    from torch.nn.parallel import DistributedDataParallel
+
+    from clfkit.train.modes import Outcome, _end_epoch, _epoch_line, _history_row, _restore, _save_epoch
+
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    blocks = backbone_blocks(model.backbone, spec.input_size)
+    if blocks is None:  # auto mode checks this first; a forced --mode partial gets the reason
+        from clfkit.errors import ConfigError
+
+        raise ConfigError(f"--mode partial: the backbone {config.backbone} cannot be cut into blocks; "
+                          "use --mode head or --mode finetune")
+    model.eval()  # frozen everywhere until the tail is put in (BatchNorm-frozen) training mode
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    budget = config.budget_seconds()
+    n_train = len(data.splits["train"])
+    n_eval = sum(len(s) for k, s in data.splits.items() if k != "train")
+    plan_file = run_dir / "plan.json"  # written before extracting: a run killed before its first epoch resumes it
+    if resume_state is not None and "plan" in resume_state:
+        plan = Plan(**resume_state["plan"])
+    elif plan_file.is_file():
+        plan = Plan(**json.loads(plan_file.read_text()))
+    else:
+        costs, bytes_per_view = _measure(blocks, model.head, spec.input_size, device, precision, log)
+        costs = dataclasses.replace(costs, decode=_decode_cost(data.splits["train"], spec, config.seed))
+        left = budget - (time.perf_counter() - started) - SAVE_RESERVE_S
+        # the TTA check on val (TTA_CHECK_VIEWS views each) is planned like extra evaluation images
+        n_plan_eval = n_eval // info.world_size + 1 + TTA_CHECK_VIEWS * len(data.splits["val"])
+        plan = plan_partial(costs, n_train=math.ceil(n_train / info.world_size), n_eval=n_plan_eval, budget_s=left,
+                            epochs=config.epochs,
+                            bytes_per_view=bytes_per_view, cut=config.cut)
+        if plan is None:  # not even the last block fits: train it anyway, and say so
+            last = max(costs.train)
+            plan = Plan(cut=last, views=2, epochs=config.epochs, predicted_s={}, reason=(
+                f"nothing fits the {left:.0f} s left: the last blocks (cut {last}) on 2 views; the budget "
+                "stops training early"))
+        plan = gather_objects(plan, info)[0]  # every rank runs rank 0's plan
+        if info.is_main:
+            write_json(plan.to_dict(), plan_file)
+    timing["plan_s"] = time.perf_counter() - t0
+    log(f"partial fine-tuning: {plan.reason}")
+
+    t0 = time.perf_counter()
+    runner = _PrefixRunner(blocks, plan.cut, spec.input_size, device, precision, log)
+    acts = _activations(config, runner, spec, data, plan, run_dir, info, progress, log)
+    prefix_runtime = runner.runtime
+    timing["extract_s"] = time.perf_counter() - t0
+    extracted = sum(a[0].shape[0] * a[0].shape[1] for a in acts.values())
+    reserve = SAVE_RESERVE_S + timing["extract_s"] / max(extracted, 1) * TTA_CHECK_VIEWS * len(data.splits["val"])
+    train_x, train_y = acts["train"]
+    cache_mb = sum(a[0].numel() * a[0].element_size() for a in acts.values()) / 2**20
+
+    tail = Tail(blocks, plan.cut, model.head).to(device)
+    for p in tail.parameters():
+        p.requires_grad_(True)
+    counts = list(data.counts("train").values())
+    criterion = loop.make_criterion(loop.class_weights(counts, config.class_weights), config.label_smoothing)
+    criterion.to(device)
+    t0 = time.perf_counter()
+    warm = {}
+    if resume_state is None:
+        warm = _warm_start(tail, acts, config, device, precision, criterion, info)
+        log(f"warm start: linear head on the frozen features, validation accuracy {warm['val_acc']:.1%}")
+    timing["warm_start_s"] = time.perf_counter() - t0
+
+    optimizer = loop.make_optimizer([(tail.blocks.parameters(), config.backbone_lr_scale),
+                                     (tail.head.parameters(), 1.0)], config.optimizer, config.lr, config.weight_decay)
+    net = DistributedDataParallel(tail) if info.enabled else tail
+    if resume_state is not None:
+        model.load_state_dict(resume_state["state_dict"])
+    start_epoch, early, history = _restore(resume_state, optimizer, config.patience)
+    best_state = copy.deepcopy(model.state_dict())
+    val_x, val_y = acts["val"][0][:, 0], acts["val"][1]
+    per_rank = max(gather_objects(train_x.shape[0] * train_x.shape[1], info))
+    steps = max(1, math.ceil(per_rank / config.batch_size))
+    stopped_by = "planned epochs"
+    t0 = time.perf_counter()
+    tail.dropout = DROPOUT
+    with stochastic_depth(list(tail.blocks), DROP_PATH) as dropped:
+        for epoch in range(start_epoch, min(plan.epochs, _end_epoch(config, early))):
+            with tqdm(total=steps * config.batch_size, desc=f"epoch {epoch + 1}/{plan.epochs}", unit="view",
+                      disable=None if progress else True, leave=False) as bar:
+                stats = _epoch(net, tail, train_x, train_y, optimizer, criterion, steps=steps, epoch=epoch,
+                               epochs=plan.epochs, config=config, device=device, precision=precision, info=info,
+                               progress=bar.update)
+            logits = _logits(tail, val_x, device)
+            val_loss = nn.functional.cross_entropy(logits, val_y).item()
+            val_acc = (logits.argmax(1) == val_y).float().mean().item()
+            improved = early.update(val_loss, epoch + 1)
+            history.append(_history_row(epoch, stats, val_loss, val_acc))
+            log(_epoch_line(history[-1], plan.epochs))
+            if improved:
+                best_state = copy.deepcopy(model.state_dict())
+            if info.is_main:
+                _save_epoch(run_dir, model=model, scope_state=model.state_dict(), spec=spec, config=config,
+                            optimizer=optimizer, early=early, history=history, improved=improved,
+                            extra={"plan": plan.to_dict()})
+            if early.should_stop:
+                stopped_by = f"early stop: validation loss not improved for {config.patience} epochs"
+                break
+            elapsed = time.perf_counter() - started
+            if epoch + 1 < plan.epochs and elapsed + stats["seconds"] + reserve > budget:
+                stopped_by = f"time budget: another epoch would end past {budget:.0f} s"
+                log(stopped_by)
+                break
+    tail.dropout = 0.0
+    timing["train_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model.load_state_dict(best_state)
+    logits = _logits(tail, val_x, device)
+    val_loss = nn.functional.cross_entropy(logits, val_y).item() if len(val_y) else float("nan")
+    val_acc = (logits.argmax(1) == val_y).float().mean().item() if len(val_y) else float("nan")
+    test = None
+    if "test" in acts:
+        test = (_logits(tail, acts["test"][0][:, 0], device).numpy(), acts["test"][1].numpy())
+    tta_val = _tta_on_val(runner, tail, data.splits["val"], spec, device, config.workers) if len(val_y) else None
+    del runner
+    timing["evaluate_s"] = time.perf_counter() - t0
+    model.eval()
+    names = [type(b).__name__ for b in blocks]
+    metrics = {
+        "val_loss": val_loss, "val_acc": val_acc, "best_epoch": early.best_epoch, "precision": precision,
+        "device": str(device), "mode": "partial", "world_size": info.world_size, "timing": timing,
+        "partial": {
+            "cut": plan.cut, "blocks": len(blocks), "trained_blocks": len(blocks) - plan.cut,
+            "trained_kinds": sorted(set(names[plan.cut:])), "views": plan.views, "epochs_planned": plan.epochs,
+            "epochs_run": len(history), "stopped_by": stopped_by, "reason": plan.reason,
+            "budget_s": budget, "predicted_s": plan.predicted_s, "cache_mb": round(cache_mb, 1),
+            "cache_shape": list(train_x.shape[2:]), "prefix_runtime": prefix_runtime,
+            "batchnorm": "running statistics frozen (the backbone's pretrained ones); scale and shift trained",
+            "warm_start": warm, "tta_val": tta_val, "dropout": DROPOUT, "drop_path": DROP_PATH if dropped else 0.0,
+        },
+    }
+    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test)
