@@ -51,7 +51,7 @@ from clfkit.vision.tta import tta_view_names, tta_views
 __all__ = ["run_partial", "can_cut", "TAIL_SHARE", "WARM_EPOCHS"]
 
 Log = Callable[[str], None]
-TAIL_SHARE = 0.5  # candidate cuts train at most this share of the backbone's FLOPs (the rest would not fit)
+TAIL_SHARE = 0.5  # candidate cuts train at most this share of the backbone's forward time (more would not fit)
 DROPOUT = 0.3  # on the pooled features while the tail trains (timm's EfficientNet-Lite2 training rate)
 DROP_PATH = 0.2  # stochastic depth of the trained residual blocks (timm's default for EfficientNets)
 TTA_CHECK_VIEWS = 5  # the --tta N whose worth on the validation split every partial run records
@@ -105,20 +105,28 @@ def stochastic_depth(blocks: list[nn.Module], rate: float) -> Iterator[int]:
 
 
 # --------------------------------------------------------------------------------------- measuring costs
-def _flops(blocks: list[nn.Module], size: int) -> tuple[list[float], list[tuple[int, ...]]]:
-    """FLOPs of each block for one image, and the activation shape after each block."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    flops, shapes = [], []
-    h = torch.zeros(1, 3, size, size)
-    with torch.no_grad():
+def _block_seconds(blocks: list[nn.Module], size: int, device: torch.device, batch: int = 8
+                   ) -> tuple[list[float], list[tuple[int, ...]]]:
+    """Seconds per sample of each block's forward pass (PyTorch, eval) on this machine, and the activation
+    shape after each block.  Measured, not counted: per FLOP, the small late blocks run 2-3x faster than the
+    wide early ones, so FLOPs mispredict the tail's cost by that much."""
+    x = torch.randn(batch, 3, size, size, device=device)
+    seconds, shapes = [], []
+    with torch.inference_mode():
+        h = x
+        for block in blocks:  # warm-up: first calls allocate and pick kernels
+            h = block(h)
+        h = x
         for block in blocks:
-            counter = FlopCounterMode(display=False)
-            with counter:
-                h = block(h)
-            flops.append(float(counter.get_total_flops()))
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            h = block(h)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds.append((time.perf_counter() - start) / batch)
             shapes.append(tuple(h.shape[1:]))
-    return flops, shapes
+    return seconds, shapes
 
 
 def _timed(fn: Callable[[], Any], repeats: int = 2) -> float:
@@ -184,22 +192,51 @@ def _decode_cost(samples: Sequence[Sample], spec: ModelSpec, seed: int) -> float
 
 
 def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.device, precision: str,
-             log: Log) -> tuple[Costs, dict[int, int]]:
-    """Per-sample costs of every candidate cut, from two timings on this machine scaled by FLOPs: a training
-    step of the deepest candidate tail, and the frozen prefix of that cut on the inference runtime."""
-    flops, shapes = _flops(blocks, size)
-    total = sum(flops)
-    tail_flops = [sum(flops[c:]) for c in range(len(blocks))]
-    candidates = [c for c in range(1, len(blocks))
-                  if tail_flops[c] <= TAIL_SHARE * total and any(True for b in blocks[c:] for _ in b.parameters())]
-    if not candidates:  # a backbone whose last block alone is over the share: train that block
-        candidates = [c for c in range(1, len(blocks)) if any(True for b in blocks[c:] for _ in b.parameters())][-1:]
-    deepest = candidates[0]
-    tail = Tail(blocks, deepest, head).to(device)
+             log: Log, cut: int | None = None) -> tuple[Costs, dict[int, int]]:
+    """Per-sample costs of every candidate cut on this machine: each block's forward time, one timed training
+    step and evaluation of a middle candidate's tail (the ratio to its forward time gives every other
+    tail's cost; checked against timed steps at four cuts of EfficientNet-Lite2: within 15 %), and the frozen prefix on its runtime at the deepest and the shallowest candidate cut (the
+    inference runtime's speed-up over PyTorch is not the same for every block; in between, interpolated on
+    the prefix's PyTorch time)."""
+    seconds, shapes = _block_seconds(blocks, size, device)
+    total = sum(seconds)
+    tail_s = [sum(seconds[c:]) for c in range(len(blocks))]
+    head_s = [sum(seconds[:c]) for c in range(len(blocks))]
+    trainable = [c for c in range(1, len(blocks)) if any(True for b in blocks[c:] for _ in b.parameters())]
+    candidates = [c for c in trainable if tail_s[c] <= TAIL_SHARE * total] or trainable[-1:]
+    if cut is not None:  # --cut: any block with weights after it, however much it costs
+        if cut not in trainable:
+            from clfkit.errors import ConfigError
+
+            raise ConfigError(f"--cut {cut}: this backbone's blocks that can train start at {trainable[0]} and "
+                              f"end at {trainable[-1]} (of {len(blocks)} blocks: stem, stages, head conv)")
+        candidates = sorted({*candidates, cut})
+    deepest, shallowest = candidates[0], candidates[-1]
+    ref = candidates[len(candidates) // 2]  # a middle cut: its step is a few seconds to time, not tens
+    train_s, eval_s = _tail_seconds(blocks, head, ref, shapes, device, precision)
+    prefix = {c: _prefix_seconds(blocks, c, size, device, precision, log) for c in {deepest, shallowest}}
+
+    def prefix_at(c: int) -> float:
+        if deepest == shallowest:
+            return prefix[deepest]
+        w = (head_s[c] - head_s[deepest]) / max(head_s[shallowest] - head_s[deepest], 1e-12)
+        return (1 - w) * prefix[deepest] + w * prefix[shallowest]
+
+    share = {c: tail_s[c] / max(tail_s[ref], 1e-12) for c in candidates}
+    costs = Costs(prefix={c: prefix_at(c) for c in candidates}, train={c: train_s * share[c] for c in candidates},
+                  tail_eval={c: eval_s * share[c] for c in candidates})
+    bytes_per_view = {c: 2 * math.prod(shapes[c - 1]) for c in candidates}  # float16 activations
+    return costs, bytes_per_view
+
+
+def _tail_seconds(blocks: list[nn.Module], head: nn.Module, cut: int, shapes: list[tuple[int, ...]],
+                  device: torch.device, precision: str) -> tuple[float, float]:
+    """Seconds per sample of one training step and of one evaluation of the blocks from ``cut`` + head."""
+    tail = Tail(blocks, cut, head).to(device)
     grads = {p: p.requires_grad for p in tail.parameters()}
     for p in grads:
         p.requires_grad_(True)  # timed as it will train: the backward pass is most of a step
-    x = torch.randn(_MEASURE_BATCH, *shapes[deepest - 1], device=device)
+    x = torch.randn(_MEASURE_BATCH, *shapes[cut - 1], device=device)
     y = torch.zeros(_MEASURE_BATCH, dtype=torch.long, device=device)
     state = copy.deepcopy(tail.state_dict())
 
@@ -215,19 +252,18 @@ def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.
         with torch.inference_mode():
             tail(x)
 
-    train_s = _timed(step) / _MEASURE_BATCH / tail_flops[deepest]
-    eval_s = _timed(evaluate) / _MEASURE_BATCH / tail_flops[deepest]
+    train_s, eval_s = _timed(step) / _MEASURE_BATCH, _timed(evaluate) / _MEASURE_BATCH
     tail.load_state_dict(state)  # the measurement must leave no trace (no optimizer step ran, but be sure)
     for p, flag in grads.items():
         p.requires_grad_(flag)
-    runner = _PrefixRunner(blocks, deepest, size, device, precision, log)
+    return train_s, eval_s
+
+
+def _prefix_seconds(blocks: list[nn.Module], cut: int, size: int, device: torch.device, precision: str,
+                    log: Log) -> float:
+    runner = _PrefixRunner(blocks, cut, size, device, precision, log)
     pixels = np.random.default_rng(0).standard_normal((_MEASURE_BATCH, 3, size, size)).astype(np.float32)
-    prefix_s = _timed(lambda: runner(pixels), repeats=1) / _MEASURE_BATCH / sum(flops[:deepest])
-    costs = Costs(prefix={c: prefix_s * sum(flops[:c]) for c in candidates},
-                  train={c: train_s * tail_flops[c] for c in candidates},
-                  tail_eval={c: eval_s * tail_flops[c] for c in candidates})
-    bytes_per_view = {c: 2 * math.prod(shapes[c - 1]) for c in candidates}  # float16 activations
-    return costs, bytes_per_view
+    return _timed(lambda: runner(pixels), repeats=1) / _MEASURE_BATCH
 
 
 # ------------------------------------------------------------------------------------------ the cache
@@ -385,7 +421,7 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
     elif plan_file.is_file():
         plan = Plan(**json.loads(plan_file.read_text()))
     else:
-        costs, bytes_per_view = _measure(blocks, model.head, spec.input_size, device, precision, log)
+        costs, bytes_per_view = _measure(blocks, model.head, spec.input_size, device, precision, log, config.cut)
         costs = dataclasses.replace(costs, decode=_decode_cost(data.splits["train"], spec, config.seed))
         left = budget - (time.perf_counter() - started) - SAVE_RESERVE_S
         # the TTA check on val (TTA_CHECK_VIEWS views each) is planned like extra evaluation images
