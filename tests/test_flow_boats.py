@@ -29,7 +29,7 @@ PER_CLASS = 24
 
 # head: frozen features; partial (the CPU default): the last blocks fine-tuned on cached activations.
 MODES = {"head": dict(mode="head", cache_views=1, epochs=25),
-         "partial": dict(mode="partial", epochs=3, time_budget="90s")}
+         "partial": dict(mode="partial", epochs=3, time_budget="60s")}
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -47,7 +47,10 @@ def test_onnx_accuracy_on_test_split_equals_training_report(boats_dir: Path, tmp
 
     exported = export_checkpoint(tmp_path / "run" / "model.pt", tmp_path / "model.onnx")
     assert exported.passed, [r.format_table() for r in exported.reports]
-    engine = Engine.from_onnx(tmp_path / "model.onnx", device="cpu")
+    # The file itself, in fp32: "same images, same contract, no drift" is exact only there.  What --runtime auto
+    # may run instead (a verified int8 file, OpenVINO bf16) agrees with PyTorch on the verify photos, not on
+    # every test image (verified on this 20-image val split, auto's pick once scored 2 test images differently).
+    engine = Engine.from_onnx(tmp_path / "model.onnx", device="cpu", runtime="onnxruntime", precision="fp32")
     result = run_infer(engine, [tmp_path / "data" / "test"], out=tmp_path / "preds.csv", report=tmp_path / "report")
     deployed = json.loads((tmp_path / "report" / "metrics.json").read_text())
 
