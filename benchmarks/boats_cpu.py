@@ -6,7 +6,7 @@ PyTorch baseline vs onnxruntime, and the strongest peers (torch.compile, OpenVIN
                                    [--boats ../shared/data/boats] [--peers torch-compile,openvino]
                                    [-- extra clf-bench options]
 
-Without ``--run`` it first makes the model the way ``benchmarks/train_boats.py`` does: ``clf-split BOATS
+Without ``--run`` it first makes the model the way ``benchmarks/train_dataset.py`` does: ``clf-split BOATS
 WORK/data --seed 0`` and a default ``clf-train WORK/data --out WORK/run``.  Then, each as its own process:
 
     clf-export RUN/model.pt WORK/model.onnx --int8 --calibration DATA/train

@@ -2,8 +2,9 @@
 
 Most of a convolutional backbone's FLOPs sit in its early, high-resolution blocks, and those are also the most
 generic ones.  So they run ONCE per cached view of each training image, on the fast inference runtime
-(onnxruntime on a CPU: 2-3x PyTorch eager here), and their output is cached in float16; the last blocks and the
-head then train on the cache for several epochs, each costing only the small tail's forward and backward pass.
+(onnxruntime on a CPU: 2.8x PyTorch bf16 on an AMX Xeon, ~6x PyTorch fp32 on a Zen 4 EPYC), and their output
+is cached in float16; the last blocks and the head then train on the cache for several epochs, each costing
+only the small tail's forward and backward pass.
 
 Stages (timed separately in ``metrics.json``): plan (measure this machine's costs, pick the cut, views and
 epochs that fit ``--time-budget``, :mod:`clfkit.train.plan`) → extract (cache the activations; val/test in
@@ -93,7 +94,8 @@ def stochastic_depth(blocks: list[nn.Module], rate: float) -> Iterator[int]:
     """While training: residual blocks that have a ``drop_path`` slot (timm's) drop their branch with a rate
     rising linearly to ``rate`` at the last block, as timm trains EfficientNets; restored afterwards, so the
     model that is saved and exported is unchanged.  Yields how many blocks got it."""
-    slots = [b for b in blocks if isinstance(getattr(b, "drop_path", None), nn.Module) and getattr(b, "has_skip", False)]
+    slots = [b for b in blocks
+             if isinstance(getattr(b, "drop_path", None), nn.Module) and getattr(b, "has_skip", False)]
     saved = [b.drop_path for b in slots]
     try:
         for k, block in enumerate(slots):
@@ -195,9 +197,10 @@ def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.
              log: Log, cut: int | None = None) -> tuple[Costs, dict[int, int]]:
     """Per-sample costs of every candidate cut on this machine: each block's forward time, one timed training
     step and evaluation of a middle candidate's tail (the ratio to its forward time gives every other
-    tail's cost; checked against timed steps at four cuts of EfficientNet-Lite2: within 15 %), and the frozen prefix on its runtime at the deepest and the shallowest candidate cut (the
-    inference runtime's speed-up over PyTorch is not the same for every block; in between, interpolated on
-    the prefix's PyTorch time)."""
+    tail's cost; checked against timed steps at four cuts of EfficientNet-Lite2: within 15 %), and the
+    frozen prefix on its runtime at the deepest and the shallowest candidate cut (the inference runtime's
+    speed-up over PyTorch is not the same for every block; in between, interpolated on the prefix's
+    PyTorch time)."""
     seconds, shapes = _block_seconds(blocks, size, device)
     total = sum(seconds)
     tail_s = [sum(seconds[c:]) for c in range(len(blocks))]
