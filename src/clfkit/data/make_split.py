@@ -22,8 +22,15 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from clfkit.data.scan import iter_labelled
-from clfkit.data.split import (SPLITS, FileRecord, NearDuplicates, cross_class_duplicates, find_near_duplicates,
-                               plan_split, validate_fractions)
+from clfkit.data.split import (
+    SPLITS,
+    FileRecord,
+    NearDuplicates,
+    cross_class_duplicates,
+    find_near_duplicates,
+    plan_split,
+    validate_fractions,
+)
 from clfkit.errors import ConfigError, DataError, ImageError, OutputError, printable
 from clfkit.io import write_csv, write_json
 from clfkit.parallel import ordered_map

@@ -30,8 +30,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from clfkit.errors import ConfigError
-from clfkit.vision.similarity import (DEFAULT_RULE, THUMB_SIDE, Components, NearDuplicateRule, match_pairs,
-                                      matchable)
+from clfkit.vision.similarity import DEFAULT_RULE, THUMB_SIDE, Components, NearDuplicateRule, match_pairs, matchable
 
 __all__ = ["SPLITS", "FileRecord", "NearDuplicates", "find_near_duplicates", "split_counts", "plan_split",
            "validate_fractions"]
