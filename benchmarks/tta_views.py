@@ -41,6 +41,12 @@ def view_probs(model: Path, data: Path) -> dict[str, tuple[np.ndarray, np.ndarra
     return out
 
 
+def _label(data: Path) -> str:
+    """The data folder's last two path parts (work-dir/data), so two runs' ``data`` folders stay apart."""
+    parts = data.resolve().parts
+    return "/".join(parts[-2:])
+
+
 def gain(probs: np.ndarray, labels: np.ndarray, views: list[int]) -> float:
     center = (probs[:, 0].argmax(1) == labels).mean()
     return float((mean_of_views(probs[:, views]).argmax(1) == labels).mean() - center)
@@ -55,7 +61,7 @@ def main() -> None:
     sets = {}
     for model, data in args.pair:
         for split, (probs, labels) in view_probs(Path(model), Path(data)).items():
-            sets[f"{Path(data).name} {split}"] = (probs, labels)
+            sets[f"{_label(Path(data))} {split}"] = (probs, labels)
     rows = []
     for order_name, order in (("current", names), ("previous", PREVIOUS_ORDER)):
         for n in range(2, len(order) + 1):

@@ -17,11 +17,12 @@ from clfkit.vision.preprocess import hflip, resized_crops
 
 __all__ = ["MAX_DETERMINISTIC_VIEWS", "tta_view_names", "tta_views"]
 
-# Order = what --tta N takes first.  Flips and scales come first and the corner crops last: measured across the
-# boats and trashnet fine-tuned models (val + test, 4 sets), the old order (center, flip, wide x2, corners)
-# cost 0.8 pt at --tta 5 on average against no TTA, while center, flip, zoom x2, wide costs 0.06 pt (one image
-# in ~800: no TTA and TTA are even) and zoom x2 with the flips gains at --tta 3/7; a corner crop alone is the
-# worst single view on both sets (it cuts the object off).  benchmarks/results/tta.md has the table.
+# Order = what --tta N takes first.  Flips and scales come first and the corner crops last, measured on two
+# pairs of models (boats + trashnet, val + test: 4 sets each; benchmarks/tta_views.py).  On the earlier models
+# the old order (center, flip, wide x2, corners) cost 0.8 pt at --tta 5 on average against no TTA, and this one
+# 0.06 pt (even); on the partly fine-tuned models of benchmarks/results/tta.md both gain at every N (--tta 5:
+# +1.1 pt this order, +1.5 the old one, about one image a set).  This order is the one that lost nothing real on
+# either; a corner crop alone is among the worst single views (it cuts the object off).
 _DETERMINISTIC = (
     "center",        # the eval view itself (view 0 is always the no-TTA prediction)
     "hflip",         # mirror of the center view
