@@ -16,8 +16,8 @@ small objects of the same size in the same place on the same sheet: at 8×8 they
 false group only keeps two photos together; a missed near-duplicate would leak, so the rule leans that way.
 
 Cost: one 32×32 box-filtered thumbnail per image (the image is already decoded), 8 + 192 bytes kept per file,
-and an all-pairs pHash comparison done in numpy blocks (about 4 ns a pair on one core: 1,462 photos in
-20 ms, 100,000 in 20 s); only pHash candidates get the thumbnail check.
+and an all-pairs pHash comparison done in numpy blocks (4-7 ns a pair: 1,462 photos in 20 ms, 100,000 in
+20-35 s); only pHash candidates get the thumbnail check.
 """
 from __future__ import annotations
 
