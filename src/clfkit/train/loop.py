@@ -15,8 +15,8 @@ from torch import nn
 
 from clfkit.errors import ConfigError
 
-__all__ = ["lr_at", "set_lr", "make_optimizer", "class_weights", "make_criterion", "head_epoch", "evaluate_head", "warm_start_head",
-           "EarlyStopping"]
+__all__ = ["lr_at", "set_lr", "make_optimizer", "class_weights", "make_criterion", "head_epoch", "evaluate_head",
+           "warm_start_head", "EarlyStopping"]
 
 
 def lr_at(epoch: float, base_lr: float, epochs: int, warmup: float = 0.0) -> float:

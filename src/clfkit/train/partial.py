@@ -316,7 +316,7 @@ def _tta_on_val(runner: _PrefixRunner, tail: Tail, samples: Sequence[Sample], sp
     ok = np.asarray(ok, bool)
     labels = np.array([s.label for s in samples])[ok]
     acts = torch.from_numpy(x[ok])
-    logits = _logits(tail, acts.reshape(-1, *acts.shape[2:]), device).numpy().reshape(len(labels), views, -1)
+    logits = _tail_outputs(tail, acts.reshape(-1, *acts.shape[2:]), device).numpy().reshape(len(labels), views, -1)
     probs = softmax(logits)
     center = float((probs[:, 0].argmax(1) == labels).mean())
     tta = float((mean_of_views(probs).argmax(1) == labels).mean())
@@ -325,24 +325,16 @@ def _tta_on_val(runner: _PrefixRunner, tail: Tail, samples: Sequence[Sample], sp
 
 
 # -------------------------------------------------------------------------------------------- training
-def _tail_features(tail: Tail, x: torch.Tensor, device: torch.device, precision: str, batch: int = 128
-                   ) -> torch.Tensor:
-    """Pooled features (N, F) of the frozen tail over cached activations (N, C, H, W)."""
+def _tail_outputs(tail: Tail, x: torch.Tensor, device: torch.device, precision: str = "fp32", *,
+                  features: bool = False, batch: int = 128) -> torch.Tensor:
+    """Float32 outputs of the tail in eval mode over cached activations (N, C, H, W): the logits (in fp32:
+    what the assembled model outputs for these images), or with ``features`` the pooled features (N, F)."""
     tail.eval()
+    forward = tail.features if features else tail
     out = []
     with torch.inference_mode(), autocast(device, precision):
         for i in range(0, len(x), batch):
-            out.append(tail.features(x[i:i + batch].to(device).float()).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0)
-
-
-def _logits(tail: Tail, x: torch.Tensor, device: torch.device, batch: int = 128) -> torch.Tensor:
-    """Float32 logits of the tail in eval mode: what the assembled model outputs for these images."""
-    tail.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch):
-            out.append(tail(x[i:i + batch].to(device).float()).float().cpu())
+            out.append(forward(x[i:i + batch].to(device).float()).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
@@ -351,13 +343,13 @@ def _warm_start(tail: Tail, acts: dict[str, tuple[torch.Tensor, torch.Tensor]], 
     """Train the head alone on the frozen tail's pooled features (every rank on the same gathered features)."""
     x, y = acts["train"]
     views = x.shape[1]
-    feats = _tail_features(tail, x.reshape(-1, *x.shape[2:]), device, precision)
+    feats = _tail_outputs(tail, x.reshape(-1, *x.shape[2:]), device, precision, features=True)
     labels = y.repeat_interleave(views)
     if info.enabled:
         parts = gather_objects((feats.numpy(), labels.numpy()), info)
         feats = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
-    val_f = _tail_features(tail, acts["val"][0][:, 0], device, "fp32")
+    val_f = _tail_outputs(tail, acts["val"][0][:, 0], device, features=True)
     return loop.warm_start_head(tail.head, feats.to(device), labels.to(device), val_f.to(device),
                                 acts["val"][1].to(device), criterion, optimizer=config.optimizer, seed=config.seed,
                                 epochs=WARM_EPOCHS)
@@ -375,12 +367,11 @@ def _epoch(net: nn.Module, tail: Tail, x: torch.Tensor, y: torch.Tensor, optimiz
     order = order.repeat(math.ceil(steps * config.batch_size / max(n, 1)))[:steps * config.batch_size]
     total_loss = correct = count = 0.0
     start = time.perf_counter()
+    warmup = min(float(config.warmup_epochs), epochs / 5)  # few passes over many views: a fifth at most
     for step in range(steps):
         idx = order[step * config.batch_size:(step + 1) * config.batch_size]
         batch = x[idx // views, idx % views].to(device).float()
         labels = y[idx // views].to(device)
-        # Few passes over many views: --warmup-epochs is capped at a fifth of the passes.
-        warmup = min(float(config.warmup_epochs), epochs / 5)
         loop.set_lr(optimizer, loop.lr_at(epoch + step / steps, config.lr, epochs, warmup))
         with autocast(device, precision):
             logits = net(batch)
@@ -486,7 +477,7 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
                 stats = _epoch(net, tail, train_x, train_y, optimizer, criterion, steps=steps, epoch=epoch,
                                epochs=plan.epochs, config=config, device=device, precision=precision, info=info,
                                progress=bar.update)
-            logits = _logits(tail, val_x, device)
+            logits = _tail_outputs(tail, val_x, device)
             val_loss = nn.functional.cross_entropy(logits, val_y).item()
             val_acc = (logits.argmax(1) == val_y).float().mean().item()
             improved = early.update(val_loss, epoch + 1)
@@ -511,12 +502,12 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
 
     t0 = time.perf_counter()
     model.load_state_dict(best_state)
-    logits = _logits(tail, val_x, device)
+    logits = _tail_outputs(tail, val_x, device)
     val_loss = nn.functional.cross_entropy(logits, val_y).item() if len(val_y) else float("nan")
     val_acc = (logits.argmax(1) == val_y).float().mean().item() if len(val_y) else float("nan")
     test = None
     if "test" in acts:
-        test = (_logits(tail, acts["test"][0][:, 0], device).numpy(), acts["test"][1].numpy())
+        test = (_tail_outputs(tail, acts["test"][0][:, 0], device).numpy(), acts["test"][1].numpy())
     tta_val = _tta_on_val(runner, tail, data.splits["val"], spec, device, config.workers) if len(val_y) else None
     del runner
     timing["evaluate_s"] = time.perf_counter() - t0
