@@ -19,7 +19,8 @@ from clfkit.devices import DEVICES
 from clfkit.errors import ConfigError
 from clfkit.models.names import HEADS
 
-__all__ = ["TrainConfig", "MODES", "DEFAULT_CPU_BUDGET_S", "parse_duration", "OPTIMIZERS", "PRECISIONS", "CLASS_WEIGHTS", "option_help"]
+__all__ = ["TrainConfig", "MODES", "DEFAULT_CPU_BUDGET_S", "parse_duration", "OPTIMIZERS", "PRECISIONS",
+           "CLASS_WEIGHTS", "option_help"]
 
 MODES = ("auto", "head", "partial", "finetune")
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -32,6 +33,8 @@ _MODE_DEFAULTS = {
     "partial": {"epochs": 3, "lr": 1e-3, "batch_size": 64, "weight_decay": 5e-2, "backbone_lr_scale": 0.3},
     "finetune": {"epochs": 15, "lr": 3e-4, "batch_size": 32, "weight_decay": 1e-2, "backbone_lr_scale": 0.1},
 }
+# Modes that keep (part of) the pretrained backbone frozen: what they freeze, for the --no-pretrained error.
+_FROZEN = {"head": "trains only the head on a frozen backbone", "partial": "freezes the first backbone blocks"}
 DEFAULT_CPU_BUDGET_S = 300.0  # --time-budget of --mode partial when none is given
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -88,8 +91,8 @@ class TrainConfig:
                                 "blocks fine-tuned on cached activations of the frozen first ones, planned to fit "
                                 "--time-budget; finetune: train everything on images.", choices=MODES)
     time_budget: str | None = _option(None, "Wall time clf-train plans within, e.g. 300, 5m, 1h (partial: default "
-                                            "5m, the cut/views/epochs are chosen to fit it; finetune: stop before an "
-                                            "epoch that would not fit; head: unused).", show_default=False)
+                                            "5m, the cut/views/epochs are chosen to fit it; head and finetune: "
+                                            "unused).", show_default=False)
     cut: int | None = _option(None, "partial: the first backbone block that trains (default: the deepest that fits "
                                     "--time-budget).", show_default=False)
     head: str = _option("linear", "Classifier head on the pooled features.", choices=HEADS)
@@ -164,12 +167,9 @@ class TrainConfig:
                               "backbone weights from a file. Choose one.")
         if self.weights is not None and not self.weights.is_file():
             raise ConfigError(f"--weights {self.weights}: file not found")
-        if self.mode == "partial" and not self.pretrained:
-            raise ConfigError("`--mode partial` freezes the first backbone blocks, which is useless with "
-                              "`--no-pretrained` (random features). Use `--mode finetune` or drop --no-pretrained.")
-        if self.mode == "head" and not self.pretrained:
-            raise ConfigError("`--mode head` trains only the head on a frozen backbone, which is useless with "
-                              "`--no-pretrained` (random features). Use `--mode finetune` or drop --no-pretrained.")
+        if self.mode in _FROZEN and not self.pretrained:
+            raise ConfigError(f"`--mode {self.mode}` {_FROZEN[self.mode]}, which is useless with `--no-pretrained` "
+                              "(random features). Use `--mode finetune` or drop --no-pretrained.")
         from clfkit.data.split import validate_fractions
 
         validate_fractions(self.val_fraction, self.test_fraction)
