@@ -220,24 +220,17 @@ def plan_split(records: Sequence[FileRecord], val: float, test: float, seed: int
 def _units(recs: list[FileRecord], group_of: dict[Key, Key]) -> list[list[FileRecord]]:
     """Connected components of "same bytes" and "same near-duplicate group" over one class's records (sorted
     by path), each sorted by path; without groups, exactly the byte-identical units."""
-    parent = list(range(len(recs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first: dict[object, int] = {}
+    first: dict[tuple[str, object], int] = {}
+    a, b = [], []
     for i, rec in enumerate(recs):
         for tag in (("sha", rec.sha256), ("group", group_of.get(rec.key))):
-            if tag[1] is None:
-                continue
-            j = first.setdefault(tag, i)
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
+            if tag[1] is not None and (j := first.setdefault(tag, i)) != i:
+                a.append(i)
+                b.append(j)
+    components = Components(len(recs))
+    if a:
+        components.union(np.array(a), np.array(b))
     units: dict[int, list[FileRecord]] = defaultdict(list)
-    for i, rec in enumerate(recs):
-        units[find(i)].append(rec)
+    for rec, root in zip(recs, components.labels().tolist()):  # roots are smallest indices: path order kept
+        units[root].append(rec)
     return list(units.values())
