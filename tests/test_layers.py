@@ -29,7 +29,7 @@ LAYERS = [
     ("clfkit.runtime", "clfkit.models"),
     ("clfkit.train",),
     ("clfkit.export",),
-    ("clfkit.bench", "clfkit.serve"),
+    ("clfkit.bench", "clfkit.serve", "clfkit.cluster"),
     ("clfkit.demo",),
     ("clfkit.api", "clfkit.cli"),
     ("clfkit",),  # the root package: the public API, which may name anything

@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from clfkit.cli.common import (CONTEXT, device_option, model_option, runtime_option, threads_option, topk_option,
-                               tta_option, user_errors, workers_option)
+from clfkit.cli.common import (
+    CONTEXT,
+    device_option,
+    model_option,
+    runtime_option,
+    threads_option,
+    topk_option,
+    tta_option,
+    user_errors,
+    workers_option,
+)
 from clfkit.runtime.engine import Engine
 from clfkit.runtime.infer import EXIT_SOME_FAILED, check_options, format_report, run_infer
 from clfkit.vision.augment import TTA_RANDOM
@@ -58,8 +68,9 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 @threads_option
 @workers_option
 @topk_option
-@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True), default=None,
-              help="preds.csv, preds.jsonl or preds.json (default: CSV on stdout).")
+@click.option("--out", "-o", type=click.Path(allow_dash=True), default=None,
+              help="preds.csv, preds.jsonl or preds.json (default: CSV on stdout); with --ray also DIR/ "
+                   "(Parquet shards written by the workers).")
 @click.option("--report", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Write metrics.json, confusion matrix and per-class figures here (a labelled folder "
                    "PATH/<class>/<images> is evaluated).")
@@ -71,10 +82,22 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 @click.option("--skip-existing", is_flag=True,
               help="Continue an interrupted run: files that already have a prediction row in --out (.csv or "
                    ".jsonl) are not predicted again; new rows are appended (see below).")
+@click.option("--ray", "use_ray", is_flag=True,
+              help="Run on a Ray cluster (see 'More than one machine' below; needs pip install 'clfkit[ray]').")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="With --ray: the cluster (host:port or ray://...; default: RAY_ADDRESS, else a local Ray).")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="With --ray: model replicas (default: Ray Data scales the pool to the cluster).")
+@click.option("--ray-cpus-per-actor", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="With --ray: CPUs each actor reserves (its inference threads, unless --threads is given).")
+@click.option("--ray-gpus-per-actor", type=click.FloatRange(min=0), default=None,
+              help="With --ray: GPUs each actor reserves (default: 1 with --device cuda, else 0).")
 @user_errors
 def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, runtime: str,
-              precision: str, device: str, threads: int | None, workers: int | None, topk: int, out: Path | None, report: Path | None,
-              recursive: bool, visualize: int, fast_decode: bool, progress: bool, skip_existing: bool) -> None:
+              precision: str, device: str, threads: int | None, workers: int | None, topk: int, out: str | None,
+              report: Path | None, recursive: bool, visualize: int, fast_decode: bool, progress: bool,
+              skip_existing: bool, use_ray: bool, ray_address: str | None, ray_actors: int | None,
+              ray_cpus_per_actor: float, ray_gpus_per_actor: float | None) -> None:
     """Predict the classes of the images in PATH... (files, folders or globs) with an ONNX model.
 
     A single folder with one sub-folder per class is a labelled set: with --report, accuracy (with and without
@@ -84,15 +107,24 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
     def log(msg: str) -> None:
         click.echo(f"clf-infer: {msg}", err=True)
 
-    check_options(out, report, visualize, skip_existing)
-    engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, runtime=runtime,
-                              precision=precision, log=log)
-    log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
-    log(engine.describe_choice())
-    result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
-                       recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,
-                       progress=progress, skip_existing=skip_existing, log=log)
-    where = f" to {out}" if out not in (None, Path("-")) else ""
+    if use_ray:
+        result = _on_ray(paths, model=model, spec_path=spec_path, tta=tta, batch_size=batch_size, runtime=runtime,
+                         precision=precision, device=device, threads=threads, workers=workers, topk=topk, out=out,
+                         report=report, recursive=recursive, visualize=visualize, fast_decode=fast_decode,
+                         progress=progress, skip_existing=skip_existing, address=ray_address, actors=ray_actors,
+                         cpus=ray_cpus_per_actor, gpus=ray_gpus_per_actor, log=log)
+    else:
+        if any(v is not None for v in (ray_address, ray_actors, ray_gpus_per_actor)):
+            raise click.UsageError("--ray-address, --ray-actors and --ray-gpus-per-actor need --ray")
+        check_options(out, report, visualize, skip_existing)
+        engine = Engine.from_onnx(model, device=device, threads=threads, spec=spec_path, runtime=runtime,
+                                  precision=precision, log=log)
+        log(f"model {engine.describe()}" + (f", {threads} threads" if threads else ""))
+        log(engine.describe_choice())
+        result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
+                           recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,
+                           progress=progress, skip_existing=skip_existing, log=log)
+    where = f" to {out}" if out not in (None, "-") else ""
     log(f"predicted {result.total - result.failed} of {result.total} files{where} in {result.seconds:.1f} s "
         f"({result.images_per_s:.1f} img/s) on {result.provider}")
     if result.report is not None:
@@ -107,3 +139,28 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
         log(f"{result.failed} file(s) could not be read; their rows have the reason in the `error` column "
             f"(exit code {EXIT_SOME_FAILED})")
         click.get_current_context().exit(EXIT_SOME_FAILED)
+
+
+def _on_ray(paths: tuple[str, ...], *, model: Path, spec_path: Path | None, device: str, runtime: str,
+            precision: str, threads: int | None, workers: int | None, address: str | None, actors: int | None,
+            cpus: float, gpus: float | None, log, **job) -> Any:
+    """--ray: the driver opens the model on its CPU (options and classes are checked here, before the cluster
+    is touched); each actor opens it again on its own node."""
+    from clfkit.cluster.infer import run_ray_infer
+    from clfkit.cluster.job import ModelRef, RayOptions
+
+    if workers is not None:
+        raise click.UsageError("--workers sets a local run's decode threads; with --ray, decoding runs in Ray "
+                               "tasks (one CPU each) across the cluster")
+    options = RayOptions(address=address, actors=actors, cpus_per_actor=cpus,
+                         gpus_per_actor=(1.0 if device == "cuda" else 0.0) if gpus is None else gpus)
+    engine = Engine.from_onnx(model, device="cpu" if device == "cuda" else device, spec=spec_path,
+                              runtime="onnxruntime" if device == "cuda" else runtime,
+                              precision="auto" if device == "cuda" else precision, log=log)
+    log(f"model {engine.describe()} (checked here; each Ray actor opens {model.name} on its node)")
+    ref = ModelRef(path=str(model.resolve()), spec=engine.spec, input_format=engine.input_format,
+                   spec_path=None if spec_path is None else str(spec_path.resolve()), device=device,
+                   runtime=runtime, precision=precision, threads=threads)
+    run = run_ray_infer(engine, paths, options, model=ref, log=log, **job)
+    log(run.describe())
+    return run.result

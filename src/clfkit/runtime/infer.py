@@ -4,6 +4,7 @@ The library function behind ``clf-infer`` (engine + paths → rows written, repo
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -13,8 +14,8 @@ from typing import Any, Callable, Iterator, Sequence
 from clfkit.errors import ConfigError
 from clfkit.io import check_writable
 from clfkit.runtime.engine import Engine
-from clfkit.runtime.pipeline import check_views
 from clfkit.runtime.evaluate import Evaluation
+from clfkit.runtime.pipeline import check_views
 from clfkit.runtime.sources import detect_labelled, expand_paths
 from clfkit.runtime.writers import WRITERS, finished_paths, open_writer, path_key
 from clfkit.vision.tta import tta_view_names
@@ -39,6 +40,9 @@ class InferResult:
 
 def check_options(out: str | Path | None, report: str | Path | None, visualize: int, skip_existing: bool) -> None:
     """Option combinations that cannot work, refused before the model is loaded."""
+    if out is not None and str(out).endswith(("/", os.sep)):
+        raise ConfigError(f"--out {out}: a folder of Parquet shards is written by a cluster run (--ray); "
+                          "a local run writes .csv, .jsonl or .json")
     if visualize and report is None:
         raise ConfigError("--visualize needs --report DIR (the figures are written there)")
     if skip_existing and (out is None or str(out) == "-"):
@@ -56,11 +60,13 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
               report: str | Path | None = None, tta: int = 0, batch_size: int = 32, topk: int = 5,
               recursive: bool = True, visualize: int = 0, fast_decode: bool = False,
               workers: int | None = None, progress: bool = False, skip_existing: bool = False,
-              log: Callable[[str], None] = lambda msg: None) -> InferResult:
+              log: Callable[[str], None] = lambda msg: None, cluster: Any = None) -> InferResult:
     """Predict every image under ``paths``, stream rows to ``out`` and, with ``report``, write the report.
 
     ``skip_existing`` continues an interrupted run: files that already have a prediction row in ``out`` (a
-    .csv/.jsonl) are not predicted again, and the new rows are appended."""
+    .csv/.jsonl) are not predicted again, and the new rows are appended.  ``cluster`` (a
+    :class:`clfkit.cluster.job.RayJob`) predicts on a Ray cluster instead of here; its rows come back in
+    input order, so everything else (writers, report, continuing) is the same."""
     check_options(out, report, visualize, skip_existing)
     check_views(engine, tta)  # before any output file is opened
     if next(iter(expand_paths(paths, recursive)), None) is None:
@@ -92,9 +98,12 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
     seen = failed = 0
     try:
         with open_writer(out, k, engine.provider, append=skip_existing) as writer:
-            predictions = engine.predict(todo(), tta=tta, batch_size=batch_size,
-                                         topk=k, workers=workers, fast_decode=fast_decode,
-                                         keep_probs=labelled is not None)
+            if cluster is not None:
+                predictions = cluster.predict(todo(), tta=tta, batch_size=batch_size, topk=k,
+                                              fast_decode=fast_decode, keep_probs=labelled is not None)
+            else:
+                predictions = engine.predict(todo(), tta=tta, batch_size=batch_size, topk=k, workers=workers,
+                                             fast_decode=fast_decode, keep_probs=labelled is not None)
             for pred in predictions:
                 writer.write(pred)
                 seen += 1

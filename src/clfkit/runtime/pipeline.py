@@ -29,14 +29,16 @@ from PIL import Image
 from clfkit.errors import ConfigError, ImageError
 from clfkit.parallel import batched, default_workers, ordered_map
 from clfkit.runtime.records import Prediction, make_prediction
+from clfkit.runtime.uris import is_uri, read_uri_bytes
 from clfkit.vision.images import load_rgb, to_rgb
 from clfkit.vision.postprocess import softmax
 from clfkit.vision.tta import tta_views
 
 if TYPE_CHECKING:
     from clfkit.runtime.engine import Engine
+    from clfkit.spec import ModelSpec
 
-__all__ = ["check_views", "predict", "prepared_views", "view_probs"]
+__all__ = ["check_views", "decode_views", "predict", "prepared_views", "view_pixels", "view_probs"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def _to_image(item: Any, draft: int | None) -> Image.Image:
         if item.dtype != np.uint8 or item.ndim not in (2, 3):
             raise ImageError("<array>", f"arrays must be uint8 (H, W) or (H, W, C), got {item.dtype} {item.shape}")
         return to_rgb(Image.fromarray(item))
+    if is_uri(item):
+        item = read_uri_bytes(item)
     return load_rgb(item, draft=draft)
 
 
@@ -70,18 +74,38 @@ def check_views(engine: "Engine", tta: int) -> None:
                           "float32 export for TTA")
 
 
-def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
-    """The model input of one image's ``views`` TTA views, (V, 3, H, W) or (V, H, W, 3) by the model's input
-    format, or for a ``uint8_image`` model (``--embed-preprocess full``) the decoded photo itself (1, H, W, 3).
-    An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
-    if engine.input_format == "uint8_image":  # the graph resizes and crops; it takes one view
-        check_views(engine, views)
-        return engine.prepare(np.asarray(image, dtype=np.uint8)[None])
+def view_pixels(spec: "ModelSpec", input_format: str, image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
+    """The uint8 pixels the model takes for one image's ``views`` TTA views: (V, H, W, 3) crops, or for a
+    ``uint8_image`` model (``--embed-preprocess full``, which crops inside its graph) the decoded photo itself
+    (1, H, W, 3).  Pure: needs the spec, not the model, so it can run where the model is not loaded (a cluster's
+    CPU tasks).  An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
+    if input_format == "uint8_image":
+        if views > 1:
+            raise ConfigError(f"--tta {views} does not apply to a model exported with --embed-preprocess full")
+        return np.asarray(image, dtype=np.uint8)[None]
     try:
-        crops = tta_views(image, engine.spec, views, seed)  # V × uint8 (H, W, 3)
-        return engine.prepare(np.stack(crops))
+        return np.stack(tta_views(image, spec, views, seed))  # V × uint8 (H, W, 3)
     except Exception as exc:  # noqa: BLE001 - an odd image must cost its own row, never the run
         raise ImageError("<image>", f"cannot preprocess image ({type(exc).__name__}: {exc})") from None
+
+
+def decode_views(item: Any, spec: "ModelSpec", input_format: str, views: int, *, draft: int | None = None,
+                 seed: int = 0) -> tuple[np.ndarray | None, str | None]:
+    """One item (a path, raw file bytes, a PIL image or a uint8 array) → (its :func:`view_pixels`, None), or
+    (None, the reason) when it cannot be read.  Never raises for a bad file: one file never stops a run."""
+    try:
+        return view_pixels(spec, input_format, _to_image(item, draft), views, seed), None
+    except ImageError as exc:
+        return None, exc.reason
+    except Exception as exc:  # noqa: BLE001 - a worker must return, never raise
+        return None, f"cannot preprocess image ({type(exc).__name__}: {exc})"
+
+
+def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
+    """The model input of one image's ``views`` TTA views (:func:`view_pixels` through
+    :meth:`~clfkit.runtime.engine.Engine.prepare`): (V, 3, H, W) or (V, H, W, 3) by the model's input format."""
+    check_views(engine, views)
+    return engine.prepare(view_pixels(engine.spec, engine.input_format, image, views, seed))
 
 
 def view_probs(engine: "Engine", inputs: list[np.ndarray]) -> np.ndarray:
@@ -117,13 +141,8 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
 
     def decode(job: tuple[int, Any]) -> _Decoded:
         position, item = job
-        path = _name(item, position)
-        try:
-            return _Decoded(path, prepared_views(engine, _to_image(item, draft), views_per_image, seed))
-        except ImageError as exc:
-            return _Decoded(path, None, exc.reason)
-        except Exception as exc:  # noqa: BLE001 - a worker must return, never raise: one file never stops a run
-            return _Decoded(path, None, f"cannot preprocess image ({type(exc).__name__}: {exc})")
+        pixels, error = decode_views(item, spec, engine.input_format, views_per_image, draft=draft, seed=seed)
+        return _Decoded(_name(item, position), None if pixels is None else engine.prepare(pixels), error)
 
     workers = default_workers() if workers is None else workers
     # In flight: the next batch plus a few, so threads decode batch k+1 while the model runs batch k, and memory

@@ -36,6 +36,8 @@ class Prediction:
     # With keep_probs=True: all class probabilities (TTA average) and those of view 0 alone, float32 (C,).
     probs: np.ndarray | None = field(default=None, compare=False, repr=False)
     probs_no_tta: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # What computed this row, when it is not the one runtime of the run (a cluster's actors each say theirs).
+    provider: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ def _round(p: float | None) -> float | None:
 
 
 def prediction_record(pred: Prediction, provider: str) -> dict[str, Any]:
-    """A prediction as a JSON-ready dict (see the module docstring)."""
+    """A prediction as a JSON-ready dict (see the module docstring); ``provider`` unless the row names its own."""
     return {
         "path": pred.path,
         "pred": pred.label,
@@ -66,5 +68,5 @@ def prediction_record(pred: Prediction, provider: str) -> dict[str, Any]:
         "index": pred.index,
         "topk": [{"label": name, "prob": _round(p)} for name, p in pred.topk],
         "error": pred.error,
-        "provider": provider,
+        "provider": pred.provider or provider,
     }

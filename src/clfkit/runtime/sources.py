@@ -5,6 +5,8 @@ Rules (the same as every folder scan in clfkit):
 * a folder yields its image files by extension (any case), sorted, hidden files skipped; sub-folders too
   unless ``recursive=False``;
 * a glob (``'photos/*.jpg'``, ``'shots/**'``) yields the image files and folders it matches, sorted;
+* a URI (``s3://bucket/photos/``, ``file:///mnt/photos``) is listed through pyarrow
+  (:mod:`clfkit.runtime.uris`) by the same rules and yields URI strings;
 * a file named explicitly is always tried, whatever its extension, and so is a path that does not exist: it
   becomes an error row ("file not found") rather than stopping the run.
 
@@ -21,6 +23,7 @@ from typing import Callable, Iterator, Sequence
 
 from clfkit.data.layout import class_folder_of
 from clfkit.data.scan import class_dirs, iter_image_files
+from clfkit.runtime.uris import is_uri, list_uri
 from clfkit.vision.images import is_image_name
 
 __all__ = ["expand_paths", "LabelledInput", "detect_labelled"]
@@ -33,9 +36,12 @@ def _has_glob(text: str) -> bool:
 
 
 def expand_paths(args: Sequence[str | os.PathLike], recursive: bool = True,
-                 log: Callable[[str], None] | None = None) -> Iterator[Path]:
-    """Image files for PATH arguments (files, folders, globs), in argument order then sorted order."""
+                 log: Callable[[str], None] | None = None) -> Iterator[Path | str]:
+    """Image files for PATH arguments (files, folders, globs, URIs), in argument order then sorted order."""
     for arg in args:
+        if is_uri(arg):
+            yield from list_uri(arg, recursive)
+            continue
         path = Path(arg)
         if path.is_dir():
             yield from iter_image_files(path, recursive=recursive)

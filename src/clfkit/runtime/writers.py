@@ -49,8 +49,10 @@ def _utf8(text: str) -> bytes:
 
 
 def path_key(path: str | os.PathLike) -> str:
-    """How a row's ``path`` is matched to an input file when a run is continued: absolute, as written."""
-    return _utf8(os.path.abspath(os.fspath(path))).decode("utf-8")
+    """How a row's ``path`` is matched to an input file when a run is continued: absolute, as written (a URI
+    such as ``s3://bucket/a.jpg`` as it is)."""
+    text = os.fspath(path)
+    return _utf8(text if "://" in text else os.path.abspath(text)).decode("utf-8")
 
 
 def csv_header(topk: int) -> list[str]:
@@ -211,7 +213,7 @@ class CsvWriter(PredictionWriter):
             name, p = pred.topk[n] if n < len(pred.topk) else ("", None)
             tops += [name, fmt(p)]
         return _csv_line([pred.path, pred.label or "", fmt(pred.prob), "" if pred.index is None else pred.index,
-                          *tops, pred.error or "", self.provider])
+                          *tops, pred.error or "", pred.provider or self.provider])
 
     @classmethod
     def keep_finished(cls, text: str, topk: int, path: Path) -> tuple[str, set[str], bool]:

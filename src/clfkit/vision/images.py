@@ -25,6 +25,7 @@ __all__ = [
     "is_image_name",
     "is_hidden",
     "load_rgb",
+    "read_image_bytes",
     "to_rgb",
 ]
 
@@ -104,6 +105,35 @@ def _describe(exc: BaseException) -> str:
     return f"cannot decode image ({type(exc).__name__}: {text})"
 
 
+def _open_image_file(path: Path, name: str) -> BinaryIO:
+    """``open(path, "rb")`` with the one reason per way a listed file can fail to be an openable image."""
+    try:
+        if path.is_dir():
+            raise ImageError(name, "is a directory, not an image file")
+        if path.stat().st_size == 0:
+            raise ImageError(name, "empty file (0 bytes)")
+        return open(path, "rb")
+    except FileNotFoundError:
+        reason = "broken symbolic link" if path.is_symlink() else "file not found (moved or deleted?)"
+        raise ImageError(name, reason) from None
+    except PermissionError:
+        raise ImageError(name, "permission denied") from None
+    except OSError as exc:  # symlink loops, name too long, I/O errors
+        raise ImageError(name, f"cannot open file ({exc.strerror or exc})") from None
+
+
+def read_image_bytes(path: str | os.PathLike) -> bytes:
+    """The raw bytes of an image file, failing with the same :class:`ImageError` reasons as :func:`load_rgb`
+    on that path; ``load_rgb(bytes)`` then decodes them to the same pixels (a cluster reads files in one task
+    and decodes them in another)."""
+    name = str(os.fspath(path))
+    with _open_image_file(Path(path), name) as fh:
+        try:
+            return fh.read()
+        except OSError as exc:  # an I/O error while reading (a network filesystem went away)
+            raise ImageError(name, f"cannot read file ({exc.strerror or exc})") from None
+
+
 def load_rgb(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: int | None = None) -> Image.Image:
     """Decode one image fully and return it as an RGB image with its EXIF orientation applied.
 
@@ -126,20 +156,7 @@ def load_rgb(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft: int
             raise ImageError(name, "empty file (0 bytes)")
         fh = io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        try:
-            if path.is_dir():
-                raise ImageError(name, "is a directory, not an image file")
-            if path.stat().st_size == 0:
-                raise ImageError(name, "empty file (0 bytes)")
-            fh = open(path, "rb")
-        except FileNotFoundError:
-            reason = "broken symbolic link" if path.is_symlink() else "file not found (moved or deleted?)"
-            raise ImageError(name, reason) from None
-        except PermissionError:
-            raise ImageError(name, "permission denied") from None
-        except OSError as exc:  # symlink loops, name too long, I/O errors
-            raise ImageError(name, f"cannot open file ({exc.strerror or exc})") from None
+        fh = _open_image_file(Path(source), name)
     else:
         fh = source
     try:
