@@ -6,17 +6,8 @@ from typing import Any
 
 import click
 
-from clfkit.cli.common import (
-    CONTEXT,
-    device_option,
-    model_option,
-    runtime_option,
-    threads_option,
-    topk_option,
-    tta_option,
-    user_errors,
-    workers_option,
-)
+from clfkit.cli.common import (CONTEXT, device_option, model_option, runtime_option, threads_option, topk_option,
+                               tta_option, user_errors, workers_option)
 from clfkit.runtime.engine import Engine
 from clfkit.runtime.infer import EXIT_SOME_FAILED, check_options, format_report, run_infer
 from clfkit.vision.augment import TTA_RANDOM
@@ -151,7 +142,7 @@ def _on_ray(paths: tuple[str, ...], *, model: Path, spec_path: Path | None, devi
 
     if workers is not None:
         raise click.UsageError("--workers sets a local run's decode threads; with --ray, decoding runs in Ray "
-                               "tasks (one CPU each) across the cluster")
+                               "tasks across the cluster")
     options = RayOptions(address=address, actors=actors, cpus_per_actor=cpus,
                          gpus_per_actor=(1.0 if device == "cuda" else 0.0) if gpus is None else gpus)
     engine = Engine.from_onnx(model, device="cpu" if device == "cuda" else device, spec=spec_path,

@@ -16,7 +16,7 @@ from clfkit.cluster.job import ClusterSummary, ModelRef, RayJob, RayOptions, con
 from clfkit.cluster.parquet import count_rows, finished_in_dir, is_dir_output
 from clfkit.errors import ConfigError
 from clfkit.runtime.engine import Engine
-from clfkit.runtime.infer import InferResult, check_options, run_infer
+from clfkit.runtime.infer import InferResult, check_options, require_images, run_infer
 from clfkit.runtime.pipeline import check_views
 from clfkit.runtime.sources import expand_paths
 from clfkit.runtime.writers import path_key
@@ -58,8 +58,7 @@ def run_ray_infer(engine: Engine, paths: Sequence[str | os.PathLike], options: R
         return ClusterResult(result, summary)
     assert out is not None
     k = min(topk, engine.spec.num_classes)
-    if next(iter(expand_paths(paths, recursive)), None) is None:
-        raise ConfigError(f"no image files found in {', '.join(map(str, paths))}")
+    require_images(paths, recursive)
     done = finished_in_dir(out, k, log=log) if skip_existing else set()
     if done:
         log(f"--skip-existing: {len(done)} file(s) already predicted in {out}; only the others are run")
@@ -69,7 +68,6 @@ def run_ray_infer(engine: Engine, paths: Sequence[str | os.PathLike], options: R
                                fast_decode=fast_decode)
     seconds = time.perf_counter() - start
     rows, failed = count_rows(shards)
-    summary.rows = rows
     log(f"wrote {rows} rows to {len(shards)} Parquet file(s) in {Path(out)}")
     return ClusterResult(InferResult(total=rows, failed=failed, seconds=seconds, provider=engine.provider,
                                      report=None), summary, tuple(shards))

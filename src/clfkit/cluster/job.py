@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator
@@ -64,9 +62,6 @@ class ClusterSummary:
     cpus: float = 0.0
     gpus: float = 0.0
     workers: set[tuple[str, int]] = field(default_factory=set)  # (node id, pid) of every actor process
-    providers: Counter = field(default_factory=Counter)
-    rows: int = 0
-    seconds: float = 0.0
 
     @property
     def actor_nodes(self) -> int:
@@ -145,24 +140,24 @@ def _tally_class() -> Any:
 
     @ray.remote(num_cpus=0)
     class Tally:
-        """Which actor processes ran (node, pid, provider): the summary's actor count, restarts included."""
+        """Which actor processes ran (node, pid): the summary's actor count, restarts included."""
 
         def __init__(self) -> None:
-            self.started: list[tuple[str, int, str]] = []
+            self.started: set[tuple[str, int]] = set()
 
-        def started_on(self, node: str, pid: int, provider: str) -> None:
-            self.started.append((node, pid, provider))
+        def started_on(self, node: str, pid: int) -> None:
+            self.started.add((node, pid))
 
-        def all(self) -> list[tuple[str, int, str]]:
+        def all(self) -> set[tuple[str, int]]:
             return self.started
 
     return Tally
 
 
-def _report_start(tally: Any, pid: int, provider: str) -> None:
+def _report_start(tally: Any, pid: int) -> None:
     import ray
 
-    tally.started_on.remote(ray.get_runtime_context().get_node_id(), pid, provider)
+    tally.started_on.remote(ray.get_runtime_context().get_node_id(), pid)
 
 
 def _open_engine(model: str, device: str, threads: int | None, spec: Any, runtime: str, precision: str) -> Any:
@@ -219,13 +214,10 @@ class RayJob:
                                    "on_start": partial(_report_start, tally)},
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor or None)
 
-    def _finish(self, tally: Any, start: float) -> None:
+    def _finish(self, tally: Any) -> None:
         import ray
 
-        started = ray.get(tally.all.remote())
-        self.summary.workers = {(node, pid) for node, pid, _ in started}
-        self.summary.providers = Counter(provider for _, _, provider in started)
-        self.summary.seconds = time.perf_counter() - start
+        self.summary.workers = ray.get(tally.all.remote())
 
     def predict(self, paths: Iterable[Any], *, tta: int = 0, batch_size: int = 32, topk: int = 5,
                 fast_decode: bool = False, keep_probs: bool = False, seed: int = 0) -> Iterator[Prediction]:
@@ -234,7 +226,6 @@ class RayJob:
         if not items:
             return
         tally = _tally_class().remote()
-        start = time.perf_counter()
         ds = self._dataset(items, tta=tta, batch_size=batch_size, topk=topk, fast_decode=fast_decode,
                            keep_probs=keep_probs, seed=seed, tally=tally)
         waiting: dict[int, Prediction] = {}
@@ -245,10 +236,9 @@ class RayJob:
             while next_order in waiting:  # rows leave in input order, as soon as every earlier one is here
                 yield waiting.pop(next_order)
                 next_order += 1
-                self.summary.rows += 1
         if waiting or next_order != len(items):
             raise RuntimeError(f"the cluster returned {next_order + len(waiting)} rows for {len(items)} files")
-        self._finish(tally, start)
+        self._finish(tally)
 
     def write_parquet(self, paths: Iterable[Any], out_dir: str, *, tta: int = 0, batch_size: int = 32,
                       topk: int = 5, fast_decode: bool = False, seed: int = 0) -> list[str]:
@@ -259,13 +249,11 @@ class RayJob:
         before = set(shard_files(out_dir))
         if items:
             tally = _tally_class().remote()
-            start = time.perf_counter()
             ds = self._dataset(items, tta=tta, batch_size=batch_size, topk=topk, fast_decode=fast_decode,
                                keep_probs=False, seed=seed, tally=tally)
             write_shards(ds.drop_columns(["order"]), out_dir)
-            self._finish(tally, start)
-        new = [f for f in shard_files(out_dir) if f not in before]
-        return new
+            self._finish(tally)
+        return [f for f in shard_files(out_dir) if f not in before]
 
 
 def _prediction(row: dict[str, Any], topk: int) -> Prediction:

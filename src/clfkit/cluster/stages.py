@@ -3,9 +3,9 @@
 Ray Data calls these on its workers (:mod:`clfkit.cluster.job` wires them); they are plain functions of
 ``{column: numpy array}`` batches, so tests run them without a cluster.
 
-1. :func:`read_files` (CPU task): ``order, path`` → the file's raw bytes, or the reason it cannot be read.
+1. :func:`read_files` (CPU task): ``order, path, source`` → the file's raw bytes, or the reason it cannot be read.
    Bytes, not decoded images, cross the object store when a later stage runs elsewhere.
-2. :func:`decode_files` (CPU task, fused with 1 by Ray): bytes → clfkit's one preprocessing
+2. :func:`decode_files` (CPU task; a stage of its own, as it reserves fewer CPUs than 1): bytes → clfkit's one preprocessing
    (:func:`clfkit.runtime.pipeline.decode_views`) → the uint8 view pixels as bytes plus their shape.  A fixed
    binary column, never a ragged image column: photos of mixed modes and sizes cannot break Arrow batching.
 3. :class:`Predictor` (actor, one model load per actor): pixels → :class:`~clfkit.runtime.engine.Engine` →
@@ -104,16 +104,16 @@ class Predictor:
     """One actor's model: an Engine opened once, then one call per batch of decoded files.
 
     ``open_engine`` builds the :class:`~clfkit.runtime.engine.Engine` on the actor's node (its runtime choice
-    is that node's); ``on_start`` is told ``(pid, provider)`` once, for the job's summary."""
+    is that node's); ``on_start`` is told the actor's pid once, for the job's summary."""
 
     def __init__(self, open_engine: Callable[[], Any], *, topk: int, keep_probs: bool = False,
-                 on_start: Callable[[int, str], None] | None = None) -> None:
+                 on_start: Callable[[int], None] | None = None) -> None:
         self.engine = open_engine()
         self.topk = min(topk, self.engine.spec.num_classes)
         self.keep_probs = keep_probs
         self.schema = row_schema(self.topk, self.engine.spec.num_classes, keep_probs)
         if on_start is not None:
-            on_start(os.getpid(), self.engine.provider)
+            on_start(os.getpid())
 
     def __call__(self, batch: Batch) -> Any:
         import pyarrow as pa

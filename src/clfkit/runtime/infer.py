@@ -20,7 +20,7 @@ from clfkit.runtime.sources import detect_labelled, expand_paths
 from clfkit.runtime.writers import WRITERS, finished_paths, open_writer, path_key
 from clfkit.vision.tta import tta_view_names
 
-__all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "run_infer", "format_report"]
+__all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "require_images", "run_infer", "format_report"]
 
 EXIT_SOME_FAILED = 3  # some files could not be read; every readable file was still predicted and written
 
@@ -56,6 +56,13 @@ def check_options(out: str | Path | None, report: str | Path | None, visualize: 
                           "probabilities, which the rows of the earlier run do not hold; rerun the report in full")
 
 
+def require_images(paths: Sequence[str | Path], recursive: bool) -> None:
+    """ConfigError when ``paths`` hold no image file at all (reads only as far as the first one)."""
+    if next(iter(expand_paths(paths, recursive)), None) is None:
+        raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
+                          ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
+
+
 def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | None = None,
               report: str | Path | None = None, tta: int = 0, batch_size: int = 32, topk: int = 5,
               recursive: bool = True, visualize: int = 0, fast_decode: bool = False,
@@ -69,9 +76,7 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
     input order, so everything else (writers, report, continuing) is the same."""
     check_options(out, report, visualize, skip_existing)
     check_views(engine, tta)  # before any output file is opened
-    if next(iter(expand_paths(paths, recursive)), None) is None:
-        raise ConfigError(f"no image files found in {', '.join(map(str, paths))} (looked for .jpg, .jpeg, .png, "
-                          ".bmp, .gif, .tif, .tiff, .webp" + ("" if recursive else "; --no-recursive is set") + ")")
+    require_images(paths, recursive)
     if report is not None:
         check_writable(report, f"--report {report}")  # before the predictions, not after them
     labelled = detect_labelled(paths, engine.spec.class_names) if report is not None else None

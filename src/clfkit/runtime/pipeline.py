@@ -77,11 +77,10 @@ def check_views(engine: "Engine", tta: int) -> None:
 def view_pixels(spec: "ModelSpec", input_format: str, image: Image.Image, views: int, seed: int = 0) -> np.ndarray:
     """The uint8 pixels the model takes for one image's ``views`` TTA views: (V, H, W, 3) crops, or for a
     ``uint8_image`` model (``--embed-preprocess full``, which crops inside its graph) the decoded photo itself
-    (1, H, W, 3).  Pure: needs the spec, not the model, so it can run where the model is not loaded (a cluster's
-    CPU tasks).  An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
+    (1, H, W, 3), whatever ``views`` (:func:`check_views` refuses TTA for such a model before a run starts).
+    Pure: needs the spec, not the model, so it can run where the model is not loaded (a cluster's CPU tasks).
+    An image the preprocessing cannot handle raises :class:`ImageError` (the user's file, not a bug)."""
     if input_format == "uint8_image":
-        if views > 1:
-            raise ConfigError(f"--tta {views} does not apply to a model exported with --embed-preprocess full")
         return np.asarray(image, dtype=np.uint8)[None]
     try:
         return np.stack(tta_views(image, spec, views, seed))  # V × uint8 (H, W, 3)
