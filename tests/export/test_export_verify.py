@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -14,7 +15,7 @@ from clfkit.cli.export import export_cmd
 from clfkit.export.graph import export_model
 from clfkit.data.layout import load_images
 from clfkit.errors import ModelError
-from clfkit.export.verify import verify
+from clfkit.export.verify import MIN_AGREEMENT, BatchResult, VerifyReport, verify
 
 
 class WrongNormalization(nn.Module):
@@ -91,3 +92,33 @@ def test_fp16_without_cpu_kernels_is_reported_not_verified(exported, tiny_run, m
     assert "NOT VERIFIED" in report.format_table() and "GPU" in report.format_table()
     with pytest.raises(Exception, match="onnxruntime cannot load"):
         verify(tiny_run.model, SPEC, exported[0].files["fp32"], images)
+
+
+def test_a_flip_counts_as_a_near_tie_only_where_pytorch_nearly_ties():
+    from clfkit.export.verify import NEAR_TIE, compare_top1
+
+    reference = np.array([[2.0, 1.98, -1.0],  # near tie: probabilities within 0.01
+                          [4.0, 0.0, 0.0],  # confident
+                          [0.0, 3.0, 0.0]])
+    flipped = np.array([[1.9, 2.0, -1.0], [0.0, 4.0, 0.0], [0.0, 3.1, 0.0]])
+    assert compare_top1(reference, flipped) == (1, 1)  # row 3 agrees, row 1 is a near tie, row 2 is not
+    assert compare_top1(reference, reference) == (3, 0)
+    assert 0 < NEAR_TIE < 0.5
+
+
+def _report(precision: str, agree: int, near_ties: int) -> VerifyReport:
+    return VerifyReport(onnx_file="m.onnx", precision=precision, input_format="float32_nchw", source="val",
+                        images=8, atol=1e-4, min_agreement=MIN_AGREEMENT[precision],
+                        rows=[BatchResult(batch_size=1, images=8, max_abs_logit=0.1, max_abs_prob=0.04,
+                                          agree=agree, near_ties=near_ties)])
+
+
+def test_reduced_precision_forgives_near_tie_flips_and_records_the_raw_agreement():
+    tied = _report("bf16", agree=7, near_ties=1)  # one of 8 photos flips, and PyTorch nearly tied it
+    assert tied.passed and tied.agreement == 0.875 and tied.gated_agreement == 1.0
+    assert "1 flip(s) on near ties" in tied.format_table() and "near ties" in tied.criteria()
+    data = tied.to_dict()
+    assert data["passed"] is True and data["agreement"] == 0.875 and data["rows"][0]["near_ties"] == 1
+    assert not _report("bf16", agree=7, near_ties=0).passed  # a confident image flipped: a broken conversion
+    assert not _report("fp32", agree=7, near_ties=1).passed  # fp32 must match every top-1
+

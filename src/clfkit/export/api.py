@@ -196,7 +196,7 @@ def _drop_failed(result: ExportResult, precision: str, log: Callable[[str], None
     bad = [r for r in result.reports if Path(r.onnx_file) == path and not r.passed]
     if not bad:
         return
-    why = (f"failed verification on {', '.join(r.runtime for r in bad)} ({bad[0].agreement:.1%} top-1 agreement, "
+    why = (f"failed verification on {', '.join(r.runtime for r in bad)} ({bad[0].gated_agreement:.1%} top-1 agreement, "
            f"needs {bad[0].min_agreement:.0%}); not kept")
     path.unlink(missing_ok=True)
     del result.files[precision]

@@ -26,13 +26,18 @@ from clfkit.spec import ModelSpec
 from clfkit.vision.postprocess import softmax
 from clfkit.vision.preprocess import normalize_batch, resize_crop
 
-__all__ = ["BatchResult", "FORMAT_RULES", "FormatRule", "VerifyReport", "MIN_AGREEMENT", "verify"]
+__all__ = ["BatchResult", "FORMAT_RULES", "FormatRule", "VerifyReport", "MIN_AGREEMENT", "NEAR_TIE",
+           "compare_top1", "verify"]
 
 # Pass criteria per precision.  fp32 must match PyTorch: every top-1 equal and |Δprob| <= atol.  Reduced
 # precision changes numbers by design, so only top-1 agreement is gated, at a floor that still catches a
-# broken conversion (a wrong scale, a saturated layer) while allowing near-tied images to flip.
+# broken conversion (a wrong scale, a saturated layer).  A flip on an image PyTorch itself nearly ties (its
+# top two probabilities within NEAR_TIE) is rounding, not a broken graph: it does not count against the floor,
+# whatever the number of images (with 8 verify photos one such flip is 87.5 %; a wrong scale flips confident
+# images too).  The raw agreement is still what is recorded and what --precision auto ranks by.
 SPEED_PASSES = 3  # timed passes over the verify images at the largest batch size; the fastest counts
 MIN_AGREEMENT = {"fp32": 1.0, "bf16": 0.98, "fp16": 0.98, "int8": 0.90}
+NEAR_TIE = 0.1  # PyTorch top-1 minus top-2 probability below which a reduced-precision flip is a near tie
 
 
 @dataclass(frozen=True)
@@ -57,10 +62,16 @@ class BatchResult:
     max_abs_logit: float
     max_abs_prob: float
     agree: int  # images whose top-1 class is the same in PyTorch and onnxruntime
+    near_ties: int = 0  # of the other images, those PyTorch nearly ties (top-two probabilities within NEAR_TIE)
 
     @property
     def agreement(self) -> float:
         return self.agree / self.images if self.images else 1.0
+
+    @property
+    def agreement_off_ties(self) -> float:
+        """Agreement with flips on near ties forgiven: what a reduced precision is gated on."""
+        return (self.agree + self.near_ties) / self.images if self.images else 1.0
 
 
 @dataclass
@@ -101,23 +112,32 @@ class VerifyReport:
         return self.precision == "fp32"
 
     @property
+    def gated_agreement(self) -> float:
+        """What the floor applies to: the agreement itself for fp32, with near-tie flips forgiven otherwise."""
+        if self.checks_prob:
+            return self.agreement
+        return min((r.agreement_off_ties for r in self.rows), default=1.0)
+
+    @property
     def passed(self) -> bool:
         if self.skipped:
             return True
         if not self.rows:
             return False
-        ok = self.agreement >= self.min_agreement
+        ok = self.gated_agreement >= self.min_agreement
         return ok and (self.max_abs_prob <= self.atol if self.checks_prob else True)
 
     def criteria(self) -> str:
         text = f"top-1 agreement >= {100 * self.min_agreement:g}%"  # 100%, 99.5%, 98%
-        return text + (f" and max|Δprob| <= {self.atol:g}" if self.checks_prob else "")
+        if self.checks_prob:
+            return text + f" and max|Δprob| <= {self.atol:g}"
+        return text + f", flips on near ties (PyTorch top-2 within {NEAR_TIE:g}) forgiven"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["rows"] = [{**asdict(r), "agreement": r.agreement} for r in self.rows]
         data.update(max_abs_logit=self.max_abs_logit, max_abs_prob=self.max_abs_prob, agreement=self.agreement,
-                    passed=self.passed, criteria=self.criteria())
+                    gated_agreement=self.gated_agreement, passed=self.passed, criteria=self.criteria())
         return data
 
     def format_table(self) -> str:
@@ -126,8 +146,9 @@ class VerifyReport:
                  f"{speed}) vs PyTorch fp32 on {self.images} images from {self.source}",
                  f"{'batch':>6}  {'max|Δlogit|':>11}  {'max|Δprob|':>10}  top-1 agreement"]
         for r in self.rows:
+            ties = f", {r.near_ties} flip(s) on near ties" if r.near_ties else ""
             lines.append(f"{r.batch_size:>6}  {r.max_abs_logit:>11.2e}  {r.max_abs_prob:>10.2e}  "
-                         f"{r.agree}/{r.images} ({r.agreement:.1%})")
+                         f"{r.agree}/{r.images} ({r.agreement:.1%}){ties}")
         if self.torch_accuracy is not None and self.onnx_accuracy is not None:
             delta = 100 * (self.onnx_accuracy - self.torch_accuracy)
             lines.append(f"accuracy on the labelled images: PyTorch {self.torch_accuracy:.1%}, "
@@ -137,6 +158,15 @@ class VerifyReport:
         verdict = "NOT VERIFIED" if self.skipped else "PASS" if self.passed else "FAIL"
         lines.append(f"{verdict} (needs {self.criteria()})")
         return "\n".join(lines)
+
+
+def compare_top1(reference: np.ndarray, logits: np.ndarray) -> tuple[int, int]:
+    """(images whose top-1 matches ``reference``'s, flipped images that ``reference`` nearly ties): both (N, C)
+    logits, ``reference`` from PyTorch fp32."""
+    same = logits.argmax(1) == reference.argmax(1)
+    probs = np.sort(softmax(reference).astype(np.float64), axis=1)
+    gap = probs[:, -1] - probs[:, -2] if probs.shape[1] > 1 else np.ones(len(probs))
+    return int(same.sum()), int((~same & (gap < NEAR_TIE)).sum())
 
 
 def _chunks(n: int, size: int) -> list[slice]:
@@ -206,10 +236,11 @@ def verify(model: torch.nn.Module, spec: ModelSpec, onnx_path: Path, images: Seq
         o = np.concatenate(got).astype(np.float32)
         if o.shape != t.shape:
             raise ModelError(f"{onnx_path}: ONNX output shape {o.shape} at batch {size}, PyTorch gives {t.shape}")
+        agree, near_ties = compare_top1(t, o)
         report.rows.append(BatchResult(
             batch_size=size, images=len(images), max_abs_logit=float(np.abs(o - t).max()),
             max_abs_prob=float(np.abs(softmax(o).astype(np.float64) - softmax(t)).max()),
-            agree=int((o.argmax(1) == t.argmax(1)).sum())))
+            agree=agree, near_ties=near_ties))
         if first_torch is None:
             first_torch, first_onnx = t, o
     if batch_sizes:  # the best of a few passes: what --runtime/--precision auto ranks the runs by
