@@ -70,6 +70,27 @@ def test_the_cluster_run_equals_the_local_run(ray_cluster, tiny, photos, tmp_pat
     assert "Traceback" not in run.stderr
 
 
+def test_a_file_uri_runs_on_the_cluster_as_it_runs_here(ray_cluster, tiny, photos, tmp_path):
+    # Workers read URIs through pyarrow (no shared folder assumed): rows are the local run's on the same URI.
+    uri = photos.as_uri()
+    local, remote = tmp_path / "local.csv", tmp_path / "cluster.csv"
+    args = ("--model", tiny.onnx, uri, "--tta", 2, "--topk", 2)
+    here = clf_infer(ray_cluster, *args, "--out", local, ray=False)
+    assert here.returncode == 0, here.stderr
+    run = clf_infer(ray_cluster, *args, "--out", remote)
+    assert run.returncode == 0, run.stderr
+    assert_same_rows(rows_of(local), rows_of(remote), topk=2)
+    paths = [r["path"] for r in rows_of(remote)]
+    assert len(paths) == 33 and all(p.startswith(f"{uri}/") for p in paths)
+    assert f"{uri}/owl/palette.gif" in paths
+
+
+def test_more_actors_than_leave_room_to_decode_are_refused(ray_cluster, tiny, photos):
+    run = clf_infer(ray_cluster, "--model", tiny.onnx, photos, "--ray-actors", 3)  # 3 CPUs in all
+    assert run.returncode == 1 and "use --ray-actors 2 or fewer" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_jsonl_and_labelled_report_are_the_local_ones(ray_cluster, tiny, photos, tmp_path):
     args = ("--model", tiny.onnx, photos, "--topk", 3)
     assert clf_infer(ray_cluster, *args, "--out", tmp_path / "a.jsonl", "--report", tmp_path / "ra",

@@ -9,7 +9,7 @@ import click
 from clfkit.cli.common import (CONTEXT, device_option, model_option, runtime_option, threads_option, topk_option,
                                tta_option, user_errors, workers_option)
 from clfkit.runtime.engine import Engine
-from clfkit.runtime.infer import EXIT_SOME_FAILED, check_options, format_report, run_infer
+from clfkit.runtime.infer import EXIT_SOME_FAILED, check_options, describe_accuracy, format_report, run_infer
 from clfkit.vision.augment import TTA_RANDOM
 
 __all__ = ["infer_cmd"]
@@ -39,6 +39,17 @@ bottom_left, bottom_right, then seeded random views ({TTA_RANDOM.describe()}).
 \b
 --fast-decode: JPEGs are decoded at 1/2, 1/4 or 1/8 scale (libjpeg draft mode) while the shorter side stays
 >= the model's resize size.  Only photos at least twice that size change; their pixels differ slightly.
+
+\b
+More than one machine (--ray; pip install 'clfkit[ray]' on every node):
+  Ray Data reads and decodes the files in CPU tasks and runs the model in a pool of actors (one model load
+  each; --ray-actors, --ray-cpus-per-actor, --ray-gpus-per-actor).  The model file and the photos must be
+  where every node sees them (a shared folder, or s3:// gs:// file:// URIs that pyarrow reads).
+  --out preds.csv|.jsonl|.json gathers the rows here, in the order of a local run; --out DIR/ has the
+  workers write Parquet shards (same columns) for outputs too big to gather.  --report needs gathered rows.
+  With no --ray-address: RAY_ADDRESS (set inside `ray job submit`), else the cluster last started on this
+  machine, else a Ray of its own for this command.  A killed actor is restarted and every file still ends
+  with one row; --skip-existing continues a CSV/JSONL or a Parquet folder.
 
 \b
 Exit codes: 0 every file predicted; {EXIT_SOME_FAILED} some files could not be read (all others were predicted
@@ -76,7 +87,8 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 @click.option("--ray", "use_ray", is_flag=True,
               help="Run on a Ray cluster (see 'More than one machine' below; needs pip install 'clfkit[ray]').")
 @click.option("--ray-address", default=None, metavar="ADDRESS",
-              help="With --ray: the cluster (host:port or ray://...; default: RAY_ADDRESS, else a local Ray).")
+              help="With --ray: the cluster's HOST:PORT (default: RAY_ADDRESS, else the cluster last started "
+                   "on this machine, else a Ray of its own).")
 @click.option("--ray-actors", type=click.IntRange(min=1), default=None,
               help="With --ray: model replicas (default: Ray Data scales the pool to the cluster).")
 @click.option("--ray-cpus-per-actor", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
@@ -123,8 +135,7 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
         if table:
             click.echo(table, err=out is None)
         if "accuracy" in result.report:
-            log(f"accuracy {result.report['accuracy']:.4f}" + (
-                f" with TTA ({tta} views), {result.report['accuracy_no_tta']:.4f} without" if tta > 1 else ""))
+            log(describe_accuracy(result.report, tta))
         log(f"report written to {report}")
     if result.failed:
         log(f"{result.failed} file(s) could not be read; their rows have the reason in the `error` column "

@@ -10,8 +10,12 @@ that each open the model once.  Two ways out:
 * :meth:`RayJob.write_parquet` has the workers write Parquet shards to a folder (the rows never pass through
   the driver: for outputs too big to gather), with the same columns.
 
-Faults: Ray Data creates map actors with ``max_restarts=-1, max_task_retries=-1`` (its defaults): an actor whose process dies is restarted, reopens the model, and the batch it held is
-run again; a block's rows are emitted once, when its task finishes, so every file is in the output once.
+Width: the model actors never take every CPU of the cluster (:func:`max_actors`): Ray Data would then have
+no room for a read/decode task and wait for ever.
+
+Faults: Ray Data creates map actors with ``max_restarts=-1, max_task_retries=-1`` (its defaults): an actor
+whose process dies is restarted, reopens the model, and the batch it held is run again; a block's rows are
+emitted once, when its task finishes, so every file is in the output once.
 """
 from __future__ import annotations
 
@@ -35,11 +39,19 @@ FILES_PER_BLOCK = 64  # rows per read/decode task (boats on 2 cores: 8, 16, 64 g
 DECODE_CPUS = 0.5
 
 
+def max_actors(cluster_cpus: float, cpus_per_actor: float) -> int:
+    """How many model actors fit while one read/decode task still can run: actors that take every CPU leave
+    Ray Data no room to decode, and the job waits for ever (seen with 2 actors of 1 CPU on 2 CPUs)."""
+    return max(0, math.floor((cluster_cpus - DECODE_CPUS) / cpus_per_actor + 1e-9))
+
+
 @dataclass(frozen=True)
 class RayOptions:
     """Where and how wide a cluster job runs (the ``--ray-*`` flags)."""
 
-    address: str | None = None  # None: where Ray itself connects (RAY_ADDRESS, a `ray job submit`), else local
+    # None: where Ray itself connects (RAY_ADDRESS, set in a `ray job submit`; else the cluster last started on
+    # this machine), else a Ray of this job's own
+    address: str | None = None
     actors: int | None = None  # model replicas; None: Ray Data scales the pool from 1 to what the cluster has
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
@@ -97,6 +109,58 @@ def _use_token_if_there(log: Callable[[str], None]) -> None:
             "RAY_AUTH_TOKEN") else f"in {path}") + " (set RAY_AUTH_MODE=disabled to connect without one)")
 
 
+def _check_reachable(address: str, named: str = "--ray-address", timeout: float = 5.0) -> None:
+    """ConfigError at once when nothing answers at ``HOST:PORT`` (Ray itself retries for about 20 s first)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        raise ConfigError(f"{named} {address}: give the cluster's HOST:PORT (what `ray start --head` "
+                          "printed, e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"{named} {address}: nothing answers there ({exc.strerror or exc}); is the "
+                          "cluster up (ray start --head) and the port open from this machine?") from None
+
+
+def _last_started_cluster() -> str | None:
+    """The address Ray joins when given none: the cluster last started here (``ray start`` records it in
+    /tmp/ray/ray_current_cluster and ``ray stop`` removes it; a killed cluster leaves it behind)."""
+    try:
+        from ray._private.utils import read_ray_address  # where Ray itself reads it
+    except ImportError:  # a Ray that moved it: the file's documented place
+        path = os.path.join("/tmp", "ray", "ray_current_cluster")
+        return open(path, encoding="utf-8").read().strip() or None if os.path.isfile(path) else None
+    return read_ray_address() or None
+
+
+def _where(address: str | None, log: Callable[[str], None]) -> tuple[str | None, bool]:
+    """(the address to give ray.init, whether that starts a Ray of this command's own), by Ray's own rule
+    (--ray-address, else RAY_ADDRESS, else the cluster last started on this machine, else a new local Ray), with
+    each address checked first: a cluster that is gone is one error line at once or, when only Ray's record
+    names it, a fresh local Ray."""
+    if address == "auto":  # Ray's own word for "the cluster running on this machine"
+        return address, False
+    if address is not None:
+        _check_reachable(address)
+        return address, False
+    if os.environ.get("RAY_ADDRESS"):
+        _check_reachable(os.environ["RAY_ADDRESS"], named="RAY_ADDRESS")
+        return None, False
+    recorded = _last_started_cluster()
+    if recorded is None:
+        return None, True
+    try:
+        _check_reachable(recorded, named="the cluster last started on this machine,")
+    except ConfigError:
+        # Ray would wait on it for ever (its record outlives a killed cluster): start one of this job's own.
+        log(f"the Ray cluster last started on this machine ({recorded}) does not answer; starting a Ray of "
+            "this command's own")
+        return "local", True
+    return None, False
+
+
 def connect(options: RayOptions, log: Callable[[str], None] = lambda msg: None) -> ClusterSummary:
     """Connect to the cluster (or start a local Ray) and describe it.  One clear error when it is not there."""
     _use_token_if_there(log)  # before Ray is imported: it reads its settings from the environment then
@@ -105,11 +169,10 @@ def connect(options: RayOptions, log: Callable[[str], None] = lambda msg: None) 
     except ImportError:
         raise ConfigError("--ray needs Ray: pip install 'clfkit[ray]' (ray[data]) on this machine and on every "
                           "node") from None
-    address = options.address
     if not ray.is_initialized():
-        joining = address is not None or os.environ.get("RAY_ADDRESS")
+        address, own = _where(options.address, log)
         kwargs: dict[str, Any] = {"logging_level": "WARNING", "log_to_driver": False}
-        if not joining:
+        if own:
             kwargs["include_dashboard"] = False  # a local Ray for this one job: no web dashboard to start
         try:
             ray.init(address=address, **kwargs)
@@ -131,6 +194,15 @@ def connect(options: RayOptions, log: Callable[[str], None] = lambda msg: None) 
     if options.cpus_per_actor > max(float(n.get("Resources", {}).get("CPU", 0)) for n in nodes):
         raise ConfigError(f"--ray-cpus-per-actor {options.cpus_per_actor:g}: no node of the cluster has that many "
                           "CPUs")
+    room = max_actors(summary.cpus, options.cpus_per_actor)
+    if room < 1:
+        raise ConfigError(f"--ray-cpus-per-actor {options.cpus_per_actor:g}: the cluster's {summary.cpus:g} CPUs "
+                          f"would leave none for reading and decoding ({DECODE_CPUS:g} CPU a task); give less")
+    if options.actors is not None and options.actors > room:
+        raise ConfigError(f"--ray-actors {options.actors} x --ray-cpus-per-actor {options.cpus_per_actor:g} would "
+                          f"take the cluster's {summary.cpus:g} CPUs and leave none for reading and decoding "
+                          f"(the job would wait for ever); use --ray-actors {room} or fewer, or a smaller "
+                          "--ray-cpus-per-actor")
     log(summary.describe().split(";")[0])
     return summary
 
@@ -197,7 +269,7 @@ class RayJob:
         blocks = max(1, math.ceil(len(items) / FILES_PER_BLOCK))
         rows = [{"order": o, "path": p, "source": p if is_uri(p) else os.path.abspath(p)} for o, p in items]
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
-        ds = ds.map_batches(read_files, batch_size=None, batch_format="numpy")
+        ds = ds.map_batches(read_files, batch_size=None, batch_format="numpy", num_cpus=DECODE_CPUS)
         ds = ds.map_batches(decode_files, batch_size=None, batch_format="numpy", num_cpus=DECODE_CPUS,
                             fn_kwargs={"spec": model.spec, "input_format": model.input_format,
                                        "views": max(1, tta), "draft": model.spec.resize_size if fast_decode
@@ -207,7 +279,8 @@ class RayJob:
         opener = partial(_open_engine, model.path, model.device, threads, model.spec_path, model.runtime,
                          model.precision)
         pool = (ray.data.ActorPoolStrategy(size=options.actors) if options.actors
-                else ray.data.ActorPoolStrategy(min_size=1, max_size=None))
+                else ray.data.ActorPoolStrategy(min_size=1, max_size=max_actors(self.summary.cpus,
+                                                                                options.cpus_per_actor)))
         return ds.map_batches(
             Predictor, batch_size=batch_size, batch_format="numpy", compute=pool,
             fn_constructor_kwargs={"open_engine": opener, "topk": topk, "keep_probs": keep_probs,

@@ -4,8 +4,9 @@ Ray Data calls these on its workers (:mod:`clfkit.cluster.job` wires them); they
 ``{column: numpy array}`` batches, so tests run them without a cluster.
 
 1. :func:`read_files` (CPU task): ``order, path, source`` → the file's raw bytes, or the reason it cannot be read.
-   Bytes, not decoded images, cross the object store when a later stage runs elsewhere.
-2. :func:`decode_files` (CPU task; a stage of its own, as it reserves fewer CPUs than 1): bytes → clfkit's one preprocessing
+   Bytes, never decoded photos: Ray Data runs it and the next stage in one task (both reserve the same CPUs),
+   and only the model-sized views below cross the object store.
+2. :func:`decode_files` (CPU task): bytes → clfkit's one preprocessing
    (:func:`clfkit.runtime.pipeline.decode_views`) → the uint8 view pixels as bytes plus their shape.  A fixed
    binary column, never a ragged image column: photos of mixed modes and sizes cannot break Arrow batching.
 3. :class:`Predictor` (actor, one model load per actor): pixels → :class:`~clfkit.runtime.engine.Engine` →

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from typing import Any, Iterator
+from urllib.parse import quote
 
 from clfkit.errors import ConfigError, ImageError
 from clfkit.vision.images import is_hidden, is_image_name
@@ -59,9 +60,13 @@ def list_uri(uri: str, recursive: bool = True) -> Iterator[str]:
         parts = relative.split("/")
         if any(is_hidden(p) for p in parts[:-1]) or not is_image_name(parts[-1]):
             continue
-        names.append(entry.path)
-    for path in sorted(names):
-        yield f"{scheme}://{path}"  # file:///a/b.jpg, s3://bucket/b.jpg
+        # the order of a folder scan (clfkit.data.scan.iter_image_files): a folder's own files, sorted, then
+        # its sub-folders in sorted order
+        names.append((tuple((1, p) for p in parts[:-1]) + ((0, parts[-1]),), entry.path))
+    for _, path in sorted(names):
+        # percent-encoded, as a URI must be: a name with a space, '#', '?', '%' or non-ASCII letters is read
+        # back (FileSystem.from_uri decodes it) as the object it names
+        yield f"{scheme}://{quote(path, safe='/')}"  # file:///a/b.jpg, s3://bucket/b%20c.jpg
 
 
 def read_uri_bytes(uri: str) -> bytes:
