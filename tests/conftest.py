@@ -125,6 +125,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     return build_tiny_models(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="session")
+def tiny_unknown_class(tiny: TinyModels, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with classes ("cat", "unknown", "owl"): "unknown" is also --reject-below's marker."""
+    from tiny_onnx import export_with_classes
+
+    return export_with_classes(tiny.model, tmp_path_factory.mktemp("unknown-class"), ("cat", "unknown", "owl"))
+
+
 # --- the tiny clf-train-style run of the export, clf-export and ONNX-metadata tests (export_run.py) ---------
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:

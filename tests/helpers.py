@@ -133,3 +133,12 @@ def one_error_line(result, reason: str | None = None) -> str:
     assert len(lines) == 1, result.output
     assert reason is None or reason in lines[0], result.output
     return lines[0]
+
+
+def version1_spec(spec):
+    """``spec`` as clfkit's first release wrote it: schema version 1, no ``temperature`` (an uncalibrated
+    artifact), built from the JSON an old model.pt or ONNX file carries."""
+    from clfkit.spec import ModelSpec
+
+    data = {k: v for k, v in spec.to_dict().items() if k != "temperature"}
+    return ModelSpec.from_dict({**data, "schema_version": 1})

@@ -14,6 +14,9 @@ TORCH_FREE_MODULES = [
     "clfkit.vision.augment",
     "clfkit.vision.tta",
     "clfkit.vision.postprocess",
+    "clfkit.report.calibration",
+    "clfkit.report.metrics",
+    "clfkit.report.intervals",
     "clfkit.artifacts.onnx_meta",
     "clfkit.artifacts.onnx_file",
     "clfkit.data.layout",
@@ -30,10 +33,16 @@ TORCH_FREE_MODULES = [
     "clfkit.cluster.parquet",
     "clfkit.cluster.infer",
     "clfkit.runtime.uris",
+    "clfkit.runtime.explain",
+    "clfkit.report.coverage",
+    "clfkit.runtime.records",
+    "clfkit.report.html",
     "clfkit.cli.train",
     "clfkit.data.scan",
     "clfkit.data.split",
     "clfkit.data.make_split",
+    "clfkit.data.manifest",
+    "clfkit.report.audit",
 ]
 
 

@@ -1,9 +1,11 @@
-"""clf-split and clf-infer finish on a folder of 100,000 tiny files, every file accounted for.
+"""clf-split and clf-infer finish on a folder of 30,000 tiny files, every file accounted for.
 
 Memory is measured by ``benchmarks/scale.py`` (peak RSS at 10,000 vs 100,000 files, in
 ``benchmarks/results/scale-cpu.md``), not here: this test proves the real commands get through a folder that
 size with nothing lost.  The folder and the torch-free tiny model come from that benchmark's builders.
-CLFKIT_SCALE_FILES changes the size (e.g. 5000 for a quick local run).
+CLFKIT_SCALE_FILES changes the size (100000 for the benchmark's largest folder; 5000 for a quick run).  The
+suite's default stays at 30,000 so that the whole suite keeps to its ten minutes on 2 cores (100,000 cost 160 s of
+them); the benchmark runs the 100,000.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import pytest
 
 from helpers import REPO
 
-FILES = int(os.environ.get("CLFKIT_SCALE_FILES", "100000"))
+FILES = int(os.environ.get("CLFKIT_SCALE_FILES", "30000"))
 BIN = Path(sys.executable).parent
 
 
@@ -33,7 +35,7 @@ def _benchmark_module():
 
 
 @pytest.mark.slow
-def test_split_and_infer_a_hundred_thousand_files(tmp_path: Path, report_measurement) -> None:
+def test_split_and_infer_thirty_thousand_files(tmp_path: Path, report_measurement) -> None:
     scale = _benchmark_module()
     images = scale.make_folder(tmp_path / "images", FILES)
     (images / scale.CLASSES[0] / "zz_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")

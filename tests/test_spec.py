@@ -128,7 +128,7 @@ def test_unknown_interpolation_lists_the_choices():
         assert name in str(info.value)
 
 
-@pytest.mark.parametrize("version", [2, 99])
+@pytest.mark.parametrize("version", [0, 3, 99, "2", True])
 def test_unknown_schema_version_says_upgrade(version):
     with pytest.raises(SpecError, match="upgrade clfkit"):
         ModelSpec.from_json(json.dumps(spec_dict(schema_version=version)))
@@ -137,7 +137,7 @@ def test_unknown_schema_version_says_upgrade(version):
 
 
 def test_newer_schema_with_new_fields_reports_the_version_not_the_fields():
-    data = spec_dict(schema_version=2, crop_mode="letterbox")
+    data = spec_dict(schema_version=3, crop_mode="letterbox")
     with pytest.raises(SpecError, match="upgrade"):
         ModelSpec.from_dict(data)
 
@@ -220,3 +220,44 @@ def test_hostile_spec_values_are_refused(change, message):
     fields = {"class_names": ("cat", "dog"), "input_size": 224, "resize_size": 256, **change}
     with pytest.raises(SpecError, match=message):
         ModelSpec(**fields)
+
+
+# --- schema versions and the temperature ---------------------------------------------------------------------
+
+def _version1_json() -> str:
+    """A spec exactly as clfkit's first release wrote it (no temperature, schema version 1)."""
+    data = {k: v for k, v in spec_dict().items() if k != "temperature"}
+    return json.dumps({**data, "schema_version": 1}, sort_keys=True, ensure_ascii=False)
+
+
+def test_version_1_reads_as_uncalibrated_and_is_written_back_unchanged():
+    text = _version1_json()
+    spec = ModelSpec.from_json(text)
+    assert spec.schema_version == 1 and spec.temperature == 1.0 and not spec.calibrated
+    assert spec.to_json() == text  # no temperature appears: it would claim a calibration that never ran
+    assert spec.replace(input_size=192).schema_version == 1
+    assert spec.with_temperature(1.0) == make_spec()  # same contract, now version 2
+
+
+def test_version_2_round_trips_the_temperature():
+    spec = make_spec().with_temperature(1.734)
+    assert spec.schema_version == SCHEMA_VERSION == 2 and spec.calibrated
+    data = json.loads(spec.to_json())
+    assert data["temperature"] == 1.734 and data["schema_version"] == 2
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    assert spec != make_spec()  # the temperature is part of what the artifact promises
+    assert make_spec().temperature == 1.0 and json.loads(make_spec().to_json())["temperature"] == 1.0
+
+
+def test_a_version_1_spec_with_a_temperature_is_refused():
+    data = json.loads(_version1_json())
+    with pytest.raises(SpecError, match="unknown fields temperature for schema version 1"):
+        ModelSpec.from_dict({**data, "temperature": 2.0})
+    with pytest.raises(SpecError, match="needs schema version 2"):
+        make_spec(schema_version=1, temperature=2.0)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, 0.001, 1e6, float("nan"), float("inf"), True, "2", None])
+def test_bad_temperatures_name_the_field(value):
+    with pytest.raises(SpecError, match="`temperature`"):
+        make_spec(temperature=value)

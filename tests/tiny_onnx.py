@@ -57,6 +57,22 @@ def build_tiny_models(folder: Path) -> TinyModels:
     return TinyModels(model, SPEC, onnx, onnx_uint8)
 
 
+def export_with_classes(model: TinyNet, folder: Path, class_names: tuple[str, ...]) -> Path:
+    """The same network exported under other class names (e.g. a class named "unknown")."""
+    spec = ModelSpec(class_names=class_names, input_size=SPEC.input_size, resize_size=SPEC.resize_size,
+                     backbone=SPEC.backbone)
+    return export_model(model, spec, folder / "model.onnx")
+
+
+def calibrated_and_version1(model: TinyNet, folder: Path, temperature: float) -> dict[str, Path]:
+    """The tiny model exported twice: with a fitted ``temperature`` (spec version 2) and as an old version-1
+    artifact (no temperature), for the calibration tests."""
+    from helpers import version1_spec
+
+    return {"calibrated": export_model(model, SPEC.with_temperature(temperature), folder / "calibrated.onnx"),
+            "v1": export_model(model, version1_spec(SPEC), folder / "v1.onnx")}
+
+
 def torch_probs(model: nn.Module, spec: ModelSpec, path: Path, views: int) -> np.ndarray:
     """The PyTorch side of the parity tests: the same views (clfkit.vision.tta.tta_views), softmax, mean."""
     crops = tta_views(load_rgb(path), spec, max(1, views))

@@ -14,6 +14,7 @@ and returns the command's result object.  ``load_model`` and ``read_metrics`` ne
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,9 +71,12 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike = "model.o
 def load_model(path: str | os.PathLike = "model.onnx", **options: Any) -> "Engine":
     """Open an exported model for prediction, without torch (``device``, ``threads``, ``runtime``, ``precision``,
     ``spec``; runtime and precision "auto" as in clf-infer);
-    ``model.predict(items, tta=…)`` then yields one prediction per path, PIL image or uint8 array."""
+    ``model.predict(items, tta=…)`` then yields one prediction per path, PIL image or uint8 array.
+    Notices (a model without a fitted temperature, a CPU fallback) go to the ``clfkit`` logger as warnings
+    unless ``log`` (a function taking one line) is given."""
     from clfkit.runtime.engine import Engine
 
+    options.setdefault("log", logging.getLogger("clfkit").warning)
     return Engine.from_onnx(path, **options)
 
 

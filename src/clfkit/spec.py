@@ -4,6 +4,12 @@ A spec is created once, at training time, from the backbone's pretrained configu
 Every later step (checkpoint, ONNX metadata, engine, export verification, benchmarks) reads it from the
 artifact and never rebuilds it from flags or folders, so the deployed model sees exactly the pixels the
 trained model saw.  No torch import: the inference engine depends on this module.
+
+Schema versions: 1 (the first release) has no ``temperature``; 2 adds it, the probability calibration that
+clf-train fits on the validation split (probabilities are ``softmax(logits / temperature)``).  Both are read; a
+version-1 spec reads as temperature 1.0 with ``calibrated`` False, and stays version 1 when written again (it has
+no fitted temperature to write), so an old model exported today still says it is uncalibrated.  New specs are
+version 2.
 """
 from __future__ import annotations
 
@@ -14,9 +20,13 @@ from typing import Any, Mapping
 
 from clfkit.errors import SpecError
 
-__all__ = ["ModelSpec", "SCHEMA_VERSION", "INTERPOLATIONS", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["ModelSpec", "SCHEMA_VERSION", "SCHEMA_VERSIONS", "INTERPOLATIONS", "IMAGENET_MEAN", "IMAGENET_STD",
+           "TEMPERATURE_RANGE"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # what this clfkit writes
+SCHEMA_VERSIONS = (1, 2)  # what it reads; version 1 has no `temperature`
+# A fitted temperature far outside this means the logits were broken, not over- or under-confident.
+TEMPERATURE_RANGE = (0.01, 100.0)
 # Names follow torchvision's InterpolationMode values; preprocess.py maps them to Pillow filters.
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 OUTPUT_KINDS = ("logits",)
@@ -45,13 +55,23 @@ def _positive_int(name: str, value: Any, limit: int) -> int:
     return value
 
 
+def _check_version(version: Any) -> None:
+    if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
+        raise SpecError(
+            f"spec schema version {version!r} is not supported by this clfkit "
+            f"(it reads versions {', '.join(map(str, SCHEMA_VERSIONS))}); upgrade clfkit to read this artifact"
+        )
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to turn a photo into model input and model output into a label.
 
     Eval preprocessing is: resize the shorter side to ``resize_size`` with ``interpolation`` (aspect kept),
     center crop ``input_size`` x ``input_size``, scale to [0, 1], subtract ``mean`` and divide by ``std`` per
-    channel, layout CHW.  The model outputs ``logits`` over ``class_names`` in this order.
+    channel, layout CHW.  The model outputs ``logits`` over ``class_names`` in this order; the class
+    probabilities are ``softmax(logits / temperature)`` (``temperature`` fitted by clf-train on the validation
+    split; 1.0, the raw softmax, for a version-1 spec).
     """
 
     class_names: tuple[str, ...]
@@ -62,6 +82,7 @@ class ModelSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     backbone: str = ""
     output: str = "logits"
+    temperature: float = 1.0
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
@@ -72,11 +93,8 @@ class ModelSpec:
         object.__setattr__(self, "class_names", names)
         object.__setattr__(self, "mean", _triple("mean", self.mean))
         object.__setattr__(self, "std", _triple("std", self.std))
-        if self.schema_version != SCHEMA_VERSION:
-            raise SpecError(
-                f"spec schema version {self.schema_version!r} is not supported by this clfkit "
-                f"(it reads version {SCHEMA_VERSION}); upgrade clfkit to read this artifact"
-            )
+        _check_version(self.schema_version)
+        self._check_temperature()
         if not names:
             raise SpecError("spec field `class_names` is empty: a classifier needs at least one class")
         bad = [n for n in names if not isinstance(n, str) or not n.strip()]
@@ -105,9 +123,29 @@ class ModelSpec:
         if not isinstance(self.backbone, str):
             raise SpecError(f"spec field `backbone` must be text, got {self.backbone!r}")
 
+    def _check_temperature(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise SpecError(f"spec field `temperature` must be a finite number, got {t!r}")
+        object.__setattr__(self, "temperature", float(t))
+        low, high = TEMPERATURE_RANGE
+        if not low <= t <= high:
+            raise SpecError(f"spec field `temperature` is {t}; it must be within {low} to {high}")
+        if self.schema_version == 1 and t != 1.0:
+            raise SpecError(f"spec field `temperature` ({t}) needs schema version 2; a version-1 spec has none")
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the spec carries a fitted temperature (version 2); a version-1 spec gives the raw softmax."""
+        return self.schema_version >= 2
+
+    def with_temperature(self, temperature: float) -> "ModelSpec":
+        """A version-2 copy with this temperature (what clf-train stores after fitting it)."""
+        return self.replace(temperature=float(temperature), schema_version=SCHEMA_VERSION)
 
     @property
     def crop_pct(self) -> float:
@@ -125,6 +163,8 @@ class ModelSpec:
         data["class_names"] = list(self.class_names)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        if self.schema_version == 1:  # written back as it was read: version 1 has no temperature
+            del data["temperature"]
         return data
 
     def to_json(self, indent: int | None = None) -> str:
@@ -137,12 +177,8 @@ class ModelSpec:
         version = data.get("schema_version")
         if version is None:
             raise SpecError("spec has no `schema_version`: it was not written by clfkit")
-        if version != SCHEMA_VERSION:
-            raise SpecError(
-                f"spec schema version {version!r} is not supported by this clfkit "
-                f"(it reads version {SCHEMA_VERSION}); upgrade clfkit to read this artifact"
-            )
-        known = set(cls.__dataclass_fields__)
+        _check_version(version)
+        known = set(cls.__dataclass_fields__) - ({"temperature"} if version == 1 else set())
         unknown = sorted(set(data) - known)
         if unknown:
             raise SpecError(f"spec has unknown fields {', '.join(unknown)} for schema version {version}")

@@ -22,7 +22,7 @@ def test_metadata_round_trip_with_onnx_and_onnxruntime(exported, precision):
     assert runtime.custom_metadata_map == props
     assert runtime.producer_name == "clfkit"
     assert ModelSpec.from_json(props["clfkit.spec"]) == SPEC
-    assert json.loads(props["clfkit.spec"])["schema_version"] == 1
+    assert json.loads(props["clfkit.spec"])["schema_version"] == 2
     assert json.loads(props["class_names"]) == list(SPEC.class_names)
     assert props["clfkit.precision"] == precision
     assert props["clfkit.input_format"] == "float32_nchw"

@@ -49,6 +49,9 @@ def test_every_backend_is_measured_at_every_batch_size_and_tta(results: dict) ->
         assert row["runs"] >= 2 and row["p50_ms"] > 0 and row["p50_ms"] <= row["p99_ms"]
     for row in results["e2e"]:
         assert row["images"] == 10 and 0.0 <= row["top1"] <= 1.0 and row["top5"] is None  # 3 classes
+        assert row["top1_ci95"][0] <= row["top1"] <= row["top1_ci95"][1]  # its 95 % Wilson interval
+        if row["tta"] > 1:
+            assert row["top1_view0_ci95"][0] <= row["top1_view0"] <= row["top1_view0_ci95"][1]
         assert len(row["images_per_s_passes"]) == (2 if row["tta"] == 0 else 1)
 
 

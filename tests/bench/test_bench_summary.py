@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clfkit.bench.report import render_markdown
 from clfkit.bench.summary import accuracy_row, e2e_over_model_only, summarize
+from clfkit.report.intervals import format_interval, wilson
 
 
 def _latency(backend: str, batch: int, p50: float) -> dict:
@@ -74,6 +76,19 @@ def test_accuracy_row_top5_only_with_more_than_five_classes() -> None:
     probs7 = np.full((3, 7), 1 / 7, np.float32)
     probs7[:, 6] += 0.01
     assert accuracy_row(probs7, labels, None)["top5"] == pytest.approx(1.0)  # ties go to the lower index
+
+
+def test_accuracy_row_carries_wilson_intervals_and_the_report_shows_them() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    probs = np.eye(3)[[0, 1, 2, 0, 1, 2, 1, 1]]  # 7 of 8 right
+    row = accuracy_row(probs, labels, None)
+    assert row["top1_ci95"] == pytest.approx(wilson(7, 8)) and row["top5_ci95"] is None
+    probs7 = np.eye(7)[[0, 1, 2, 0, 1, 2, 6, 1]] * 0.9 + 0.1 / 7  # class 6 for a 0: still in the top 5
+    assert accuracy_row(probs7, labels, None)["top5_ci95"] == pytest.approx(wilson(8, 8))
+    text = render_markdown({"e2e": [{"backend": "onnxruntime fp32", "tta": 0, "batch_size": 8,
+                                     "images_per_s": 100.0, **row}]})
+    assert f"| 87.50 % {format_interval(wilson(7, 8), percent=True)} |" in text
+    assert "95 % Wilson interval" in text
 
 
 # Every row has its own numbers, so a ratio taken from a neighbouring row (bf16 autocast instead of the compiled

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from clfkit.report.intervals import format_interval, wilson
 from clfkit.runtime.infer import EXIT_SOME_FAILED
 from clfkit.cli.infer import infer_cmd
 from helpers import draw_image, make_labelled_folder
@@ -117,10 +118,16 @@ def test_labelled_report_with_tta(tiny, labelled, tmp_path):
     assert metrics["num_samples"] == 10
     assert metrics["accuracy"] == pytest.approx(0.9) and metrics["accuracy_no_tta"] == pytest.approx(0.9)
     assert 0 < metrics["macro_f1"] <= 1 and metrics["per_class"]["cat"]["support"] == 5
-    assert set(metrics["per_class"]["dog"]) == {"precision", "recall", "f1", "support"}
+    assert set(metrics["per_class"]["dog"]) == {"precision", "recall", "f1", "support", "precision_ci95",
+                                                "recall_ci95"}
+    # 95 % intervals: Wilson for the 9-of-10 accuracies, the bootstrap for macro-F1; each contains its number
+    assert metrics["accuracy_ci95"] == pytest.approx(wilson(9, 10)) == metrics["accuracy_no_tta_ci95"]
+    for key in ("macro_f1", "macro_f1_no_tta", "balanced_accuracy"):
+        lo, hi = metrics[f"{key}_ci95"]
+        assert lo <= metrics[key] <= hi, key
     table = metrics["per_class_tta_vs_no_tta"]
     assert [r["class"] for r in table] == ["cat", "dog", "owl", "(overall)"]
-    assert set(table[0]) == {"class", "support", "no_tta", "tta", "delta"}
+    assert set(table[0]) == {"class", "support", "no_tta", "tta", "delta", "no_tta_ci95", "tta_ci95"}
     assert metrics["provider"] == "CPUExecutionProvider" and metrics["tta"] == 4
     assert metrics["tta_views"] == ["center", "hflip", "zoom", "zoom_hflip"]
     assert metrics["unknown_folders"] == {"zebra": 1}
@@ -133,7 +140,8 @@ def test_labelled_report_with_tta(tiny, labelled, tmp_path):
         assert (report / name).stat().st_size > 1000, name
     assert len(list((report / "panels").glob("*.png"))) == 2
     assert "zebra: folder is not a class of the model" in result.stderr
-    assert "accuracy 0.9000 with TTA (4 views), 0.9000 without" in result.stderr
+    ci = format_interval(wilson(9, 10))
+    assert f"accuracy 0.9000 {ci} with TTA (4 views), 0.9000 {ci} without (95 % intervals)" in result.stderr
     assert "(overall)" in result.stdout  # the per-class TTA table
 
 

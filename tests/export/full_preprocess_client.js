@@ -46,9 +46,10 @@ function rgb(png) {  // pngjs decodes to RGBA; these PNGs are opaque (a client c
   return out;
 }
 
-function softmax(logits) {
-  const top = Math.max(...logits);
-  const exp = logits.map((v) => Math.exp(v - top));
+function softmax(logits, temperature) {  // softmax(logits / temperature): the spec's calibration
+  const scaled = logits.map((v) => v / temperature);
+  const top = Math.max(...scaled);
+  const exp = scaled.map((v) => Math.exp(v - top));
   const sum = exp.reduce((a, b) => a + b, 0);
   return exp.map((v) => v / sum);
 }
@@ -61,13 +62,14 @@ async function main() {
     throw new Error(`${modelPath}: clfkit.input_format is ${meta["clfkit.input_format"]}, not uint8_image`);
   }
   const names = JSON.parse(meta["class_names"]);
+  const temperature = JSON.parse(meta["clfkit.spec"]).temperature ?? 1;  // a version-1 spec has none: 1
   const session = await ort.InferenceSession.create(modelPath);
   const results = [];
   for (const file of files) {  // one photo per call: H and W differ from photo to photo
     const png = PNG.sync.read(fs.readFileSync(file));
     const images = new ort.Tensor("uint8", rgb(png), [1, png.height, png.width, 3]);
     const { logits } = await session.run({ images });
-    const probs = softmax(Array.from(logits.data));
+    const probs = softmax(Array.from(logits.data), temperature);
     results.push({ file, label: names[probs.indexOf(Math.max(...probs))], probs });
   }
   console.log(JSON.stringify(results));

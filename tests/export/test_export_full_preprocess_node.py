@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import version1_spec
 from PIL import Image
 from tiny_onnx import SPEC, TinyNet
 
@@ -52,9 +53,14 @@ def node_modules(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return folder / "node_modules"
 
 
-def test_node_client_predicts_what_the_python_engine_predicts(node_modules, tmp_path):
+# A calibrated spec (the client divides the logits by its temperature) and a version-1 one (no temperature: 1).
+SPECS = {"temperature 1.7": SPEC.with_temperature(1.7), "version 1": version1_spec(SPEC)}
+
+
+@pytest.mark.parametrize("spec_kind", list(SPECS))
+def test_node_client_predicts_what_the_python_engine_predicts(node_modules, tmp_path, spec_kind):
     torch.manual_seed(0)
-    model = export_model(TinyNet(len(SPEC.class_names)).eval(), SPEC, tmp_path / "full.onnx",
+    model = export_model(TinyNet(len(SPEC.class_names)).eval(), SPECS[spec_kind], tmp_path / "full.onnx",
                          embed_preprocess="full")
     rng = np.random.default_rng(0)
     files = []

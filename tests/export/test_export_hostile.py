@@ -47,7 +47,7 @@ DAMAGED = {
     "class count as text": (_set("arch", "num_classes", value="3"), "`arch` lacks a valid num_classes"),
     "unknown backbone": (_set("arch", "backbone", value="os.system"), "cannot rebuild the checkpoint's model"),
     "unknown head": (_set("arch", "head", value="mlp9000"), "cannot rebuild the checkpoint's model"),
-    "spec from the future": (_set("spec", "schema_version", value=2), "upgrade clfkit"),
+    "spec from the future": (_set("spec", "schema_version", value=3), "upgrade clfkit"),
     "class names as text": (_set("spec", "class_names", value="cat"), "must be a list of names"),
 }
 

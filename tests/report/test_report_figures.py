@@ -107,6 +107,21 @@ def test_image_grid(tmp_path: Path, n: int):
                min_size=(200, 100))
 
 
+def test_reliability_before_and_after_on_one_plot(tmp_path: Path):
+    from clfkit.report.calibration import reliability
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 2, (300, 4))
+    y = z.argmax(1)
+    y[:60] = rng.integers(0, 4, 60)
+    soft = lambda t: np.exp(z / t) / np.exp(z / t).sum(1, keepdims=True)  # noqa: E731
+    curves = {"T = 1": reliability(soft(1.0), y), "T = 2": reliability(soft(2.0), y)}
+    _check_png(figures.plot_reliability(curves, tmp_path / "reliability.png"), tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _check_png(figures.plot_reliability({}, empty / "reliability.png"), empty)
+
+
 def test_failed_figure_leaves_no_temp_file_and_keeps_old_png(tmp_path: Path):
     target = tmp_path / "cm.png"
     target.write_bytes(b"old")

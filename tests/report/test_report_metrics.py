@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clfkit.report.intervals import wilson
 from clfkit.report.metrics import (classification_metrics, compare_per_class, confusion_matrix, format_metrics_table, log_loss, per_class_table, topk_accuracy)
 from clfkit.vision.postprocess import softmax
 
@@ -47,7 +48,8 @@ def test_class_never_predicted_gets_zero_precision_not_nan():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no divide-by-zero RuntimeWarning either
         m = classification_metrics([0, 1, 2, 2], [0, 1, 1, 1], ["a", "b", "c"])
-    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert m["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2,
+                                   "precision_ci95": None, "recall_ci95": wilson(0, 2)}
     assert m["per_class"]["b"]["precision"] == pytest.approx(1 / 3)
     assert m["per_class"]["b"]["f1"] == pytest.approx(0.5)
     assert m["macro_f1"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
@@ -56,14 +58,16 @@ def test_class_never_predicted_gets_zero_precision_not_nan():
 def test_class_absent_from_data_does_not_drag_macro_scores_down():
     with_absent = classification_metrics(Y_TRUE, Y_PRED, NAMES + ["eel"])
     without = classification_metrics(Y_TRUE, Y_PRED, NAMES)
-    assert with_absent["per_class"]["eel"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert with_absent["per_class"]["eel"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0,
+                                               "precision_ci95": None, "recall_ci95": None}
     for key in ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"):
         assert with_absent[key] == pytest.approx(without[key])
 
 
 def test_predicted_class_without_support_counts_in_macro_f1_but_not_balanced_accuracy():
     m = classification_metrics([0, 0], [0, 1], ["a", "b"])
-    assert m["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert m["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0,
+                                   "precision_ci95": wilson(0, 1), "recall_ci95": None}
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.0) / 2)
     assert m["balanced_accuracy"] == pytest.approx(0.5)
 
@@ -161,7 +165,8 @@ def test_tables_and_comparison():
     rows = per_class_table(a, train_counts={"cat": 30, "owl": 10})
     assert [r["class"] for r in rows] == NAMES
     assert rows[0] == {"class": "cat", "support": 3, "precision": 1.0, "recall": pytest.approx(2 / 3),
-                       "f1": pytest.approx(0.8), "train_count": 30}
+                       "f1": pytest.approx(0.8), "train_count": 30,
+                       "precision_ci95": wilson(2, 2), "recall_ci95": wilson(2, 3)}
     assert rows[1]["train_count"] is None
     assert [r["train_count"] for r in per_class_table(a, [1, 2, 3])] == [1, 2, 3]
     with pytest.raises(ValueError, match="2 entries but there are 3 classes"):
@@ -169,10 +174,10 @@ def test_tables_and_comparison():
 
     text = format_metrics_table(a)
     lines = text.splitlines()
-    assert lines[0].split() == ["class", "precision", "recall", "F1", "support"]
+    assert lines[0].split() == ["class", "precision", "recall", "recall", "95", "%", "CI", "F1", "support"]
     assert len({len(line) for line in lines[:5]}) == 1  # fixed width: header, rule and class rows align
     assert "cat" in text and "owl" in text
-    assert re.search(r"^accuracy\s+0\.6667$", text, re.M) and re.search(r"^macro F1\s+0\.6556$", text, re.M)
+    assert re.search(r"^accuracy\s+0\.6667\s+\[", text, re.M) and re.search(r"^macro F1\s+0\.6556\s+\[", text, re.M)
 
     cmp = compare_per_class(a, b, "no-TTA", "TTA")
     assert [r["class"] for r in cmp] == NAMES + ["(overall)"]

@@ -111,7 +111,7 @@ BROKEN_METADATA = {
                        ["not exported by clf-export", "--spec spec.json"]),
     "spec is not JSON": (dict(clfkit__spec="{'class_names': ['cat']"), ["not valid JSON", "--spec spec.json"]),
     "spec is a list": (dict(clfkit__spec='["cat", "dog", "owl"]'), ["must be a JSON object", "clf-export"]),
-    "newer schema": ("schema_version=2", ["schema version 2 is not supported", "upgrade clfkit"]),
+    "newer schema": ("schema_version=3", ["schema version 3 is not supported", "upgrade clfkit"]),
     "class names a string": ("class_names='cat'", ["`class_names` must be a list of names"]),
     "class names numbers": ("class_names=[1, 2, 3]", ["non-text names"]),
     "size as text": ("input_size='32'", ["`input_size` must be a positive whole number"]),

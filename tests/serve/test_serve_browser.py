@@ -1,38 +1,26 @@
 """The web page in a real headless Chromium: upload a photo through the file input, read the label off the page.
 
-Uses the system browser (Debian's ``chromium`` package, /usr/bin/chromium) driven by the ``playwright`` Python
-package; nothing is downloaded.  Skipped with the reason when either is missing.
+Uses the system browser through tests/browser.py (nothing is downloaded; skipped with the reason when Chromium
+or playwright is missing).
 """
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from browser import chromium
 from clfkit.serve.loadgen import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("CLFKIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set CLFKIT_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +119,24 @@ def test_the_api_docs_render_from_local_files_only(browser, server):
     assert "clf-serve" in page.inner_text(".info .title")
     assert not foreign, f"/docs loaded from other hosts: {foreign}"
     page.close()
+
+
+def test_an_unknown_answer_shows_the_best_guess_on_the_page(browser, tiny, photos):
+    # Every tiny-model probability is below 0.999999, so the server answers "unknown" for this photo.
+    with ServerProcess(["--model", tiny.onnx, "--device", "cpu", "--threads", "1", "--reject-below",
+                        "0.999999"]) as unknown_server:
+        photo = photos[4]
+        api = httpx.post(f"{unknown_server.url}/predict", files={"file": (photo.name, photo.read_bytes())}).json()
+        assert api["pred"] == "unknown" and api["topk"][0]["label"] == "dog"
+        page, _ = _page(browser, unknown_server)
+        page.goto(unknown_server.url + "/")
+        page.wait_for_function("document.getElementById('model-info').textContent.includes('classes')")
+        assert '"unknown" below 0.999999' in page.inner_text("#model-info")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("#result:not([hidden])", timeout=20_000)
+        assert page.inner_text("#pred") == "unknown"
+        assert page.inner_text("#pred-prob") == \
+            f"best guess dog {100 * api['prob']:.1f} %, below --reject-below 0.999999"
+        assert page.inner_text("#status") == \
+            f"{photo.name}: unknown (best guess dog {100 * api['prob']:.1f} %, below 0.999999)"
+        page.close()

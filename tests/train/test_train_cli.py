@@ -1,6 +1,7 @@
 """clf-train through click's CliRunner: the summary a user reads, and user errors as one line, exit code 1."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from click.testing import CliRunner, Result
 from train_helpers import TINY
 
 from clfkit.cli.train import train_cmd
+from clfkit.report.intervals import format_interval
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # trains on one PyTorch thread (conftest.py)
 
@@ -36,6 +38,11 @@ def test_head_run_prints_the_summary(tmp_path: Path, tiny_data: Path, tiny_weigh
     assert "done in" in stdout and "3 epochs" in stdout
     assert "validation accuracy" in stdout
     assert "test accuracy" in stdout and "(6 images)" in stdout
+    # each test number with its 95 % interval, the same ones metrics.json keeps
+    test = json.loads((out / "metrics.json").read_text())["test"]
+    for key in ("accuracy", "macro_f1"):
+        assert f"{100 * test[key]:.2f} % {format_interval(test[f'{key}_ci95'], percent=True)}" in stdout
+        assert test[f"{key}_ci95"][0] <= test[key] <= test[f"{key}_ci95"][1]
     assert f"model:   {out / 'model.pt'}" in stdout
     assert f"report:  {out / 'report'}" in stdout
     assert f"next: clf-export {out / 'model.pt'} model.onnx" in stdout

@@ -125,7 +125,10 @@ def test_partial_ranks_run_one_plan_and_end_identical(ddp_results: Path) -> None
 @pytest.mark.parametrize("mode", ["finetune", "head", "partial"])
 def test_only_rank_0_writes_the_run(ddp_results: Path, mode: str) -> None:
     rank0, rank1 = _ranks(ddp_results, mode)
-    assert rank0["files"] == ["curves", "history", "metrics", "model", "report"] and rank1["files"] == []
+    assert {"curves", "history", "metrics", "model", "report"} <= set(rank0["files"])
+    # finetune here is --no-pretrained: no frozen features to audit labels with
+    assert ("label_issues" in rank0["files"]) == (mode != "finetune")
+    assert rank1["files"] == [] and "label_audit" not in rank1["metrics"]
     run_dir = ddp_results / mode
     assert (run_dir / "model.pt").is_file() and (run_dir / "report" / "metrics.json").is_file()
     assert not list(run_dir.rglob(".*.tmp"))

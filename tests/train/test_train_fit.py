@@ -85,7 +85,10 @@ def test_head_run_writes_the_run_dir_contract(lite_run: Run) -> None:
     assert saved["metrics"]["val_acc"] == result.metrics["val_acc"]
     assert saved["metrics"]["best_epoch"] == result.best_epoch
     assert saved["metrics"]["test"]["accuracy"] == result.metrics["test"]["accuracy"]
-    assert set(result.files) == {"model", "history", "curves", "report", "metrics"}
+    assert set(result.files) == {"model", "history", "curves", "report", "metrics", "label_issues", "report_html"}
+    page = result.files["report_html"].read_text(encoding="utf-8")  # the page holds the run's own audit
+    assert result.files["report_html"].parent == result.run_dir / "report" and "given_label" in page
+    assert all(f">{name}<" in page for name in CLASSES)
     assert list((result.run_dir / "cache").glob("features-*.pt"))
 
 

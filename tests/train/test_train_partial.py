@@ -148,3 +148,11 @@ def test_partial_resumes_after_sigkill_with_the_same_plan(tiny_data: Path, tmp_p
     assert _epochs(run_dir) == list(range(1, 9))  # every epoch exactly once
     assert (run_dir / "plan.json").read_text() == plan
     assert load_checkpoint(run_dir / "model.pt").metrics["mode"] == "partial"
+
+
+def test_partial_hands_its_warm_start_features_to_the_label_audit(partial_run) -> None:
+    audit = partial_run.metrics["label_audit"]  # the frozen tail's features of the warm start: no extra pass
+    assert audit["features"] == "the training run's frozen features"
+    assert not list((partial_run.run_dir / "cache").glob("audit-features-*.pt"))
+    with open(partial_run.run_dir / "report" / "label_issues.csv", newline="") as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) == audit["images"] == 24  # the 18 train + 6 val photos

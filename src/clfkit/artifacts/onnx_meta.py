@@ -8,7 +8,8 @@ name the predicted class.
 =========================  ==================================================================================
 key                        value
 =========================  ==================================================================================
-``clfkit.spec``            the ModelSpec as JSON (``schema_version`` inside): class names, sizes, mean/std …
+``clfkit.spec``            the ModelSpec as JSON (``schema_version`` inside): class names, sizes, mean/std …,
+                           and (version 2) the ``temperature``: probabilities are softmax(logits / temperature)
 ``class_names``            a plain JSON list of class names, index = logit position (for other tools)
 ``clfkit.input_format``    ``float32_nchw`` (normalized float input), ``uint8_nhwc`` (resized+cropped pixels;
                            /255, mean/std and the layout change happen inside the graph) or ``uint8_image``

@@ -64,12 +64,14 @@ class BenchBackend(Protocol):
         """What :mod:`clfkit.bench.memory` needs to load this backend again in a fresh process."""
 
 
-def timed_folder_run(view_logits: Iterable[np.ndarray], views: int, num_classes: int, start: float) -> FolderRun:
+def timed_folder_run(view_logits: Iterable[np.ndarray], views: int, num_classes: int, start: float,
+                     temperature: float = 1.0) -> FolderRun:
     """Consume ``view_logits`` (one (B × V, C) logits array per batch, each image's V views adjacent) into a
-    FolderRun: softmax per view, the TTA mean and view 0, timed from ``start`` to the last probability."""
+    FolderRun: softmax per view with the spec's ``temperature`` (as the engine, so every row's probabilities
+    mean the same), the TTA mean and view 0, timed from ``start`` to the last probability."""
     out, out0 = [], []
     for logits in view_logits:
-        probs = softmax(logits).reshape(-1, views, num_classes)  # (B, V, C)
+        probs = softmax(logits, temperature=temperature).reshape(-1, views, num_classes)  # (B, V, C)
         out.append(mean_of_views(probs))
         out0.append(probs[:, 0])
     seconds = time.perf_counter() - start

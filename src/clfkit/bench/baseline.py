@@ -122,7 +122,7 @@ def torch_folder_run(runner: TorchModel, paths: Sequence[Path], spec: ModelSpec,
                 batch = batch.reshape(-1, *batch.shape[2:])
             yield runner(batch).cpu().numpy()
 
-    return timed_folder_run(logits(), views, spec.num_classes, start)
+    return timed_folder_run(logits(), views, spec.num_classes, start, spec.temperature)
 
 
 @dataclass

@@ -100,7 +100,7 @@ def openvino_folder_run(infer: Callable[[np.ndarray], np.ndarray], paths: Sequen
             else:
                 yield infer(preprocess_batch(images, spec))
 
-    return timed_folder_run(logits(), views, spec.num_classes, start)
+    return timed_folder_run(logits(), views, spec.num_classes, start, spec.temperature)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from clfkit.io import write_csv, write_json, write_text
+from clfkit.report.intervals import format_interval
 
 __all__ = ["write_report", "render_markdown", "csv_rows", "throughput_rows", "REPORT_FILES"]
 
@@ -74,6 +75,11 @@ def _pct(value: Any) -> str:
     return "n/a" if value is None else f"{100 * value:.2f} %"
 
 
+def _pct_ci(value: Any, ci: Any) -> str:
+    """"93.58 % [90.1, 96.0]": an accuracy with its 95 % interval (results from before intervals: no interval)."""
+    return _pct(value) + (f" {format_interval(ci, percent=True)}" if value is not None and ci else "")
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> list[str]:
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": ":---", "r": "---:", "c": ":---:"}
@@ -128,7 +134,8 @@ def _e2e_table(results: Mapping[str, Any]) -> list[str]:
         speedup = r["images_per_s"] / base[r["tta"]] if base.get(r["tta"]) else None
         share = r.get("e2e_over_model_only")
         rows.append([r["backend"], r["tta"] or "-", _num(r["images_per_s"]), _num(speedup, ".2f", "x"),
-                     "n/a" if share is None else f"{share:.0%}", _pct(r["top1"]), _pct(r.get("top5")),
+                     "n/a" if share is None else f"{share:.0%}", _pct_ci(r["top1"], r.get("top1_ci95")),
+                     _pct_ci(r.get("top5"), r.get("top5_ci95")),
                      _pct(r.get("agreement_top1")), _num(r.get("max_abs_dprob"), ".1e")])
     batch = results.get("config", {}).get("e2e_batch_size")
     repeats = results.get("config", {}).get("e2e_repeats", 1)
@@ -138,7 +145,7 @@ def _e2e_table(results: Mapping[str, Any]) -> list[str]:
             f"Without TTA ('-', the single center view) images/s is the median of {repeats} interleaved passes; "
             "each TTA setting is one pass. 'of model-only' is end to end as a share of the same backend's "
             f"model-only images/s at batch {batch} (without TTA). Agreement and max |Δprob| are against pytorch fp32 "
-            "at the same TTA.",
+            "at the same TTA. [lo, hi] after an accuracy is its 95 % Wilson interval over these images.",
             "",
             *_table(["backend", "TTA", "images/s", "vs PyTorch fp32", "of model-only", "top-1", "top-5", "agreement",
                      "max |Δp|"], rows)]

@@ -37,6 +37,7 @@ from clfkit.data.scan import class_dirs, iter_image_files
 from clfkit.errors import ConfigError, DataError, ImageError, printable
 from clfkit.io import to_jsonable
 from clfkit.parallel import ordered_map
+from clfkit.report.intervals import format_interval
 from clfkit.spec import ModelSpec
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import resize_crop
@@ -212,7 +213,7 @@ def _e2e_row(backend: BenchBackend, tta: int, run: FolderRun, seconds: list[floa
                            **accuracy_row(run.probs, evalset.labels, reference.probs if reference else None)}
     if tta > 1:
         plain = accuracy_row(run.probs_no_tta, evalset.labels, None)
-        row.update(top1_view0=plain["top1"], top5_view0=plain["top5"])
+        row.update(top1_view0=plain["top1"], top5_view0=plain["top5"], top1_view0_ci95=plain["top1_ci95"])
     return row
 
 
@@ -238,7 +239,8 @@ def _e2e(backends: list[BenchBackend], baseline: BenchBackend, evalset: EvalSet,
             row = _e2e_row(backend, tta, runs[backend.name], seconds[backend.name], evalset, reference,
                            config.e2e_batch)
             rows.append(row)
-            log(f"e2e      {backend.name:<28} tta {tta}: {row['images_per_s']:7.1f} img/s  top-1 {row['top1']:.4f}"
+            log(f"e2e      {backend.name:<28} tta {tta}: {row['images_per_s']:7.1f} img/s  top-1 {row['top1']:.4f} "
+                f"{format_interval(row['top1_ci95'])}"
                 + (f"  agree {row['agreement_top1']:.4f}  max|dp| {row['max_abs_dprob']:.2e}"
                    if "agreement_top1" in row else ""))
     return rows

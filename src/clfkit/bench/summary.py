@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from clfkit.report.intervals import wilson
 from clfkit.report.metrics import topk_accuracy
 
 __all__ = ["BASELINE", "REFERENCE", "TARGET_E2E_SPEEDUP", "TARGET_LATENCY_B1_SPEEDUP", "TARGET_E2E_OVER_MODEL",
@@ -47,13 +48,18 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def accuracy_row(probs: np.ndarray, labels: np.ndarray, reference: np.ndarray | None) -> dict[str, Any]:
-    """top-1, top-5 (only with more than 5 classes), and agreement / max |Δprob| against ``reference`` probs."""
+    """top-1, top-5 (only with more than 5 classes), their 95 % Wilson intervals ``top1_ci95``/``top5_ci95``, and
+    agreement / max |Δprob| against ``reference`` probs."""
     labels = np.asarray(labels)
     num_classes = probs.shape[1]
     row: dict[str, Any] = {
         "top1": topk_accuracy(probs, labels, 1),
         "top5": topk_accuracy(probs, labels, 5) if num_classes > 5 else None,
     }
+    n = int(labels.size)
+    # an accuracy is k / n exactly, so round(acc * n) recovers the count the interval needs
+    row["top1_ci95"] = wilson(round(row["top1"] * n), n)
+    row["top5_ci95"] = None if row["top5"] is None else wilson(round(row["top5"] * n), n)
     if reference is not None:
         row["agreement_top1"] = float(np.mean(probs.argmax(1) == reference.argmax(1)))
         row["max_abs_dprob"] = float(np.max(np.abs(probs.astype(np.float64) - reference)))

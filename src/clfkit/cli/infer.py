@@ -9,7 +9,10 @@ import click
 from clfkit.cli.common import (CONTEXT, device_option, model_option, runtime_option, threads_option, topk_option,
                                tta_option, user_errors, workers_option)
 from clfkit.runtime.engine import Engine
-from clfkit.runtime.infer import EXIT_SOME_FAILED, check_options, describe_accuracy, format_report, run_infer
+from clfkit.runtime.infer import (EXIT_SOME_FAILED, check_options, describe_accuracy, describe_coverage,
+                                  format_report, run_infer)
+from clfkit.runtime.explain import check_explain
+from clfkit.runtime.records import check_reject_below
 from clfkit.vision.augment import TTA_RANDOM
 
 __all__ = ["infer_cmd"]
@@ -52,6 +55,13 @@ More than one machine (--ray; pip install 'clfkit[ray]' on every node):
   with one row; --skip-existing continues a CSV/JSONL or a Parquet folder.
 
 \b
+--reject-below P: a prediction whose top probability (TTA-averaged with --tta) is below P gets pred
+"unknown"; prob, index and top1 still name the top class and its probability, so nothing is lost.  The
+summary line counts them.  A model with a class named "unknown" is refused.  With --report on a labelled
+folder, coverage.png and metrics.json give accuracy against coverage, the thresholds that reach 95 % and
+99 % accuracy on that folder (reject_below_for_95/_99) and, with P, the accuracy of the kept predictions.
+
+\b
 Exit codes: 0 every file predicted; {EXIT_SOME_FAILED} some files could not be read (all others were predicted
 and written); 1 a usage problem (bad model, bad option value, no images found); 2 a command-line syntax error.
 """
@@ -70,6 +80,9 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 @threads_option
 @workers_option
 @topk_option
+@click.option("--reject-below", type=float, default=None, metavar="P",
+              help="Write pred = unknown when the top probability is below P (0 < P < 1); the top class stays "
+                   "in top1/top1_prob, prob and index (see below).")
 @click.option("--out", "-o", type=click.Path(allow_dash=True), default=None,
               help="preds.csv, preds.jsonl or preds.json (default: CSV on stdout); with --ray also DIR/ "
                    "(Parquet shards written by the workers).")
@@ -79,6 +92,9 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders.")
 @click.option("--visualize", type=click.IntRange(min=0), default=0, show_default=True,
               help="With --report: N photo panels with top-k bars, N photos per class grid, N mistakes grid.")
+@click.option("--no-explain", is_flag=True,
+              help="With --visualize: no occlusion heat maps in the panels and the mistakes grid (each costs "
+                   "50 model rows per photo shown; the time is logged and in the report).")
 @click.option("--fast-decode", is_flag=True, help="Faster JPEG decoding for large photos (see below).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar on stderr.")
 @click.option("--skip-existing", is_flag=True,
@@ -97,9 +113,10 @@ and written); 1 a usage problem (bad model, bad option value, no images found); 
               help="With --ray: GPUs each actor reserves (default: 1 with --device cuda, else 0).")
 @user_errors
 def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: int, batch_size: int, runtime: str,
-              precision: str, device: str, threads: int | None, workers: int | None, topk: int, out: str | None,
-              report: Path | None, recursive: bool, visualize: int, fast_decode: bool, progress: bool,
-              skip_existing: bool, use_ray: bool, ray_address: str | None, ray_actors: int | None,
+              precision: str, device: str, threads: int | None, workers: int | None, topk: int,
+              reject_below: float | None, out: str | None,
+              report: Path | None, recursive: bool, visualize: int, no_explain: bool, fast_decode: bool,
+              progress: bool, skip_existing: bool, use_ray: bool, ray_address: str | None, ray_actors: int | None,
               ray_cpus_per_actor: float, ray_gpus_per_actor: float | None) -> None:
     """Predict the classes of the images in PATH... (files, folders or globs) with an ONNX model.
 
@@ -110,12 +127,15 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
     def log(msg: str) -> None:
         click.echo(f"clf-infer: {msg}", err=True)
 
+    check_reject_below(reject_below)  # its range, before the model is loaded (its classes are checked after)
+    check_explain(not no_explain, visualize)
     if use_ray:
         result = _on_ray(paths, model=model, spec_path=spec_path, tta=tta, batch_size=batch_size, runtime=runtime,
                          precision=precision, device=device, threads=threads, workers=workers, topk=topk, out=out,
                          report=report, recursive=recursive, visualize=visualize, fast_decode=fast_decode,
                          progress=progress, skip_existing=skip_existing, address=ray_address, actors=ray_actors,
-                         cpus=ray_cpus_per_actor, gpus=ray_gpus_per_actor, log=log)
+                         cpus=ray_cpus_per_actor, gpus=ray_gpus_per_actor, reject_below=reject_below,
+                         explain=not no_explain, log=log)
     else:
         if any(v is not None for v in (ray_address, ray_actors, ray_gpus_per_actor)):
             raise click.UsageError("--ray-address, --ray-actors and --ray-gpus-per-actor need --ray")
@@ -126,16 +146,21 @@ def infer_cmd(paths: tuple[str, ...], model: Path, spec_path: Path | None, tta: 
         log(engine.describe_choice())
         result = run_infer(engine, paths, out=out, report=report, tta=tta, batch_size=batch_size, topk=topk,
                            recursive=recursive, visualize=visualize, fast_decode=fast_decode, workers=workers,
-                           progress=progress, skip_existing=skip_existing, log=log)
+                           progress=progress, skip_existing=skip_existing, reject_below=reject_below,
+                           explain=not no_explain, log=log)
     where = f" to {out}" if out not in (None, "-") else ""
     log(f"predicted {result.total - result.failed} of {result.total} files{where} in {result.seconds:.1f} s "
         f"({result.images_per_s:.1f} img/s) on {result.provider}")
+    if (rejected := result.describe_rejected()) is not None:
+        log(rejected)
     if result.report is not None:
         table = format_report(result.report)
         if table:
             click.echo(table, err=out is None)
         if "accuracy" in result.report:
             log(describe_accuracy(result.report, tta))
+            for line in describe_coverage(result.report):
+                log(line)
         log(f"report written to {report}")
     if result.failed:
         log(f"{result.failed} file(s) could not be read; their rows have the reason in the `error` column "

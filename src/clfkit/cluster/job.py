@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from clfkit.cluster.stages import Predictor, decode_files, read_files
 from clfkit.errors import ConfigError
-from clfkit.runtime.records import Prediction
+from clfkit.runtime.records import UNKNOWN, Prediction
 from clfkit.runtime.uris import is_uri
 from clfkit.spec import ModelSpec
 
@@ -262,7 +262,7 @@ class RayJob:
         self.summary = summary
 
     def _dataset(self, items: list[tuple[int, str]], *, tta: int, batch_size: int, topk: int,
-                 fast_decode: bool, keep_probs: bool, seed: int, tally: Any) -> Any:
+                 fast_decode: bool, keep_probs: bool, seed: int, tally: Any, reject_below: float | None) -> Any:
         import ray.data
 
         model, options = self.model, self.options
@@ -284,7 +284,7 @@ class RayJob:
         return ds.map_batches(
             Predictor, batch_size=batch_size, batch_format="numpy", compute=pool,
             fn_constructor_kwargs={"open_engine": opener, "topk": topk, "keep_probs": keep_probs,
-                                   "on_start": partial(_report_start, tally)},
+                                   "on_start": partial(_report_start, tally), "reject_below": reject_below},
             num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor or None)
 
     def _finish(self, tally: Any) -> None:
@@ -293,19 +293,21 @@ class RayJob:
         self.summary.workers = ray.get(tally.all.remote())
 
     def predict(self, paths: Iterable[Any], *, tta: int = 0, batch_size: int = 32, topk: int = 5,
-                fast_decode: bool = False, keep_probs: bool = False, seed: int = 0) -> Iterator[Prediction]:
-        """Predictions for ``paths`` (local paths every node sees, or URIs), in input order."""
+                fast_decode: bool = False, keep_probs: bool = False, seed: int = 0,
+                reject_below: float | None = None) -> Iterator[Prediction]:
+        """Predictions for ``paths`` (local paths every node sees, or URIs), in input order; "unknown" below
+        top probability ``reject_below``, decided on the actors by the local rule."""
         items = [(i, os.fspath(p)) for i, p in enumerate(paths)]
         if not items:
             return
         tally = _tally_class().remote()
         ds = self._dataset(items, tta=tta, batch_size=batch_size, topk=topk, fast_decode=fast_decode,
-                           keep_probs=keep_probs, seed=seed, tally=tally)
+                           keep_probs=keep_probs, seed=seed, tally=tally, reject_below=reject_below)
         waiting: dict[int, Prediction] = {}
         next_order = 0
         for table in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             for row in table.to_pylist():
-                waiting[row["order"]] = _prediction(row, topk)
+                waiting[row["order"]] = _prediction(row, topk, reject_below)
             while next_order in waiting:  # rows leave in input order, as soon as every earlier one is here
                 yield waiting.pop(next_order)
                 next_order += 1
@@ -314,7 +316,8 @@ class RayJob:
         self._finish(tally)
 
     def write_parquet(self, paths: Iterable[Any], out_dir: str, *, tta: int = 0, batch_size: int = 32,
-                      topk: int = 5, fast_decode: bool = False, seed: int = 0) -> list[str]:
+                      topk: int = 5, fast_decode: bool = False, seed: int = 0,
+                      reject_below: float | None = None) -> list[str]:
         """Have the workers write Parquet shards of the rows of ``paths`` into ``out_dir``; the new files."""
         from clfkit.cluster.parquet import shard_files, write_shards
 
@@ -323,14 +326,15 @@ class RayJob:
         if items:
             tally = _tally_class().remote()
             ds = self._dataset(items, tta=tta, batch_size=batch_size, topk=topk, fast_decode=fast_decode,
-                               keep_probs=False, seed=seed, tally=tally)
+                               keep_probs=False, seed=seed, tally=tally, reject_below=reject_below)
             write_shards(ds.drop_columns(["order"]), out_dir)
             self._finish(tally)
         return [f for f in shard_files(out_dir) if f not in before]
 
 
-def _prediction(row: dict[str, Any], topk: int) -> Prediction:
-    """A predictor row (:func:`clfkit.cluster.stages.row_schema`) as the Prediction a local run makes."""
+def _prediction(row: dict[str, Any], topk: int, reject_below: float | None = None) -> Prediction:
+    """A predictor row (:func:`clfkit.cluster.stages.row_schema`) as the Prediction a local run makes (the
+    actor decided "unknown"; a model with a class of that name is refused with ``reject_below``)."""
     import numpy as np
 
     if row["error"] is not None:
@@ -340,4 +344,4 @@ def _prediction(row: dict[str, Any], topk: int) -> Prediction:
     return Prediction(path=row["path"], label=row["pred"], index=row["index"], prob=row["prob"], topk=tops,
                       probs=None if probs is None else np.asarray(probs, np.float32),
                       probs_no_tta=None if probs is None else np.asarray(row["probs_no_tta"], np.float32),
-                      provider=row["provider"])
+                      provider=row["provider"], rejected=reject_below is not None and row["pred"] == UNKNOWN)

@@ -26,7 +26,7 @@ import numpy as np
 
 from clfkit.errors import ImageError
 from clfkit.runtime.pipeline import decode_views, view_probs
-from clfkit.runtime.records import DIGITS, make_prediction
+from clfkit.runtime.records import DIGITS, check_reject_below, make_prediction
 from clfkit.runtime.uris import is_uri, read_uri_bytes
 from clfkit.runtime.writers import csv_header
 from clfkit.spec import ModelSpec
@@ -108,10 +108,11 @@ class Predictor:
     is that node's); ``on_start`` is told the actor's pid once, for the job's summary."""
 
     def __init__(self, open_engine: Callable[[], Any], *, topk: int, keep_probs: bool = False,
-                 on_start: Callable[[int], None] | None = None) -> None:
+                 on_start: Callable[[int], None] | None = None, reject_below: float | None = None) -> None:
         self.engine = open_engine()
         self.topk = min(topk, self.engine.spec.num_classes)
         self.keep_probs = keep_probs
+        self.reject_below = check_reject_below(reject_below, self.engine.spec.class_names)  # "unknown" below it
         self.schema = row_schema(self.topk, self.engine.spec.num_classes, keep_probs)
         if on_start is not None:
             on_start(os.getpid())
@@ -131,7 +132,7 @@ class Predictor:
             columns["path"].append(str(path))
             columns["provider"].append(engine.provider)
             pred = None if error is not None else make_prediction(str(path), probs[row_of[i]], spec.class_names,
-                                                                  self.topk, self.keep_probs)
+                                                                  self.topk, self.keep_probs, self.reject_below)
             columns["error"].append(error)
             columns["pred"].append(pred.label if pred else None)
             columns["prob"].append(_round(pred.prob) if pred else None)

@@ -16,16 +16,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import NullLocator, PercentFormatter
 from PIL import Image
 
 from clfkit.io import atomic_path
+from clfkit.report.calibration import Reliability
+from clfkit.report.coverage import TARGETS, CoverageCurve
 from clfkit.report.metrics import per_class_table
 
 __all__ = [
     "plot_curves",
     "plot_confusion_matrix",
     "plot_per_class",
+    "plot_reliability",
+    "plot_coverage",
     "plot_latency",
     "plot_throughput",
     "image_panel",
@@ -35,6 +39,8 @@ __all__ = [
 _DPI = 110
 _GOOD, _BAD, _NEUTRAL, _COUNT = "#2e7d32", "#c62828", "#5b7fa6", "#e07b39"
 _MAX_THUMB = 512  # images are shrunk to this many pixels on the long side before drawing
+_HEAT_CMAP = "turbo"  # occlusion heat maps: dark blue (little) to red (the prediction rests on it)
+_MIN_HEAT = 0.05  # heat (a share of the probability lost) of at least this is needed for full colour
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -188,6 +194,84 @@ def plot_per_class(metrics: Mapping[str, Any], path: str | os.PathLike,
     return _save(fig, path)
 
 
+# --------------------------------------------------------------------------------------------- calibration
+def plot_reliability(curves: Mapping[str, Reliability], path: str | os.PathLike, title: str = "") -> Path:
+    """Reliability diagram: accuracy vs confidence per bin for each curve (e.g. before and after the
+    temperature) on one plot, the diagonal being perfect calibration, and how many predictions fall in each
+    bin below it.  ``curves`` maps a legend label to :func:`clfkit.report.calibration.reliability` data."""
+    fig = _new_figure(6.5, 6.2)
+    ax, ax_n = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    ax.plot([0, 1], [0, 1], color="0.55", linestyle="--", linewidth=1, label="perfectly calibrated")
+    styles = ("o-", "s-", "^-", "d-")
+    for k, (label, rel) in enumerate(curves.items()):
+        used = rel.count > 0  # each point at its bin's mean confidence, so the gap to the diagonal is the error
+        line, = ax.plot(rel.confidence[used], rel.accuracy[used], styles[k % len(styles)], markersize=4,
+                        label=f"{label}: ECE {100 * rel.ece:.2f} %")
+        width = (rel.edges[1] - rel.edges[0]) / max(len(curves), 1)
+        ax_n.bar(rel.edges[:-1] + (k + 0.5) * width, rel.count, width * 0.9, color=line.get_color(), alpha=0.8)
+    if not curves:
+        _no_data(ax)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title(title or "Reliability: accuracy vs confidence")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax_n.set_xlabel("confidence (top probability)")
+    ax_n.set_ylabel("predictions")
+    ax_n.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------- coverage
+def plot_coverage(curve: CoverageCurve, path: str | os.PathLike, metrics: Mapping[str, Any] | None = None) -> Path:
+    """Accuracy of the kept predictions against their share (coverage) as the reject threshold rises, and both
+    against the threshold.  From ``metrics`` (:func:`clfkit.report.coverage.coverage_metrics`) the thresholds
+    for 95 % and 99 % accuracy and the run's ``--reject-below`` are marked."""
+    metrics = metrics or {}
+    fig = _new_figure(11, 4.4)
+    ax, ax_t = fig.subplots(1, 2)
+    marks = [(f"{round(100 * t)} % accuracy", metrics.get(f"reject_below_for_{round(100 * t)}"), style)
+             for t, style in zip(TARGETS, ("o", "s"))]
+    marks.append(("--reject-below", metrics.get("kept_at_reject_below"), "D"))
+    if curve.total:
+        ax.plot(curve.coverage, curve.accuracy, color=_NEUTRAL, linewidth=1.5)
+        # A threshold between two top probabilities keeps what the higher one keeps: steps, thresholds rising.
+        # From threshold 0 (everything kept) to 1 (nothing kept past the most confident prediction).
+        rising = np.concatenate([[0.0], curve.threshold[::-1], [1.0]])
+        accuracy = np.concatenate([curve.accuracy[-1:], curve.accuracy[::-1], [np.nan]])
+        coverage = np.concatenate([[1.0], curve.coverage[::-1], [0.0]])
+        ax_t.step(rising, accuracy, where="pre", color=_NEUTRAL, label="accuracy of the kept")
+        ax_t.step(rising, coverage, where="pre", color=_COUNT, label="coverage (share kept)")
+        for t in TARGETS:
+            ax.axhline(t, color="0.6", linestyle=":", linewidth=1)
+        for label, point, style in marks:
+            if point and point.get("accuracy") is not None:
+                ax.plot(point["coverage"], point["accuracy"], style, color=_GOOD if "accuracy" in label else _BAD,
+                        markersize=7, label=f"{label}: threshold {point['threshold']:g}, "
+                                            f"coverage {point['coverage']:.1%}")
+                ax_t.axvline(point["threshold"], color="0.5", linestyle=":", linewidth=1)
+        if ax.get_legend_handles_labels()[0]:  # no mark when no threshold reaches a target
+            ax.legend(fontsize=8, loc="lower left")
+        ax_t.legend(fontsize=8, loc="lower left")
+        low = float(np.min(curve.accuracy[curve.kept > 0]))
+        ax.set_ylim(max(0.0, min(low, 0.9) - 0.02), 1.005)
+    else:
+        _no_data(ax)
+        _no_data(ax_t)
+    ax.set_xlim(0, 1.01)
+    ax.set_xlabel("coverage: share of predictions kept")
+    ax.set_ylabel("accuracy of the kept predictions")
+    ax.set_title(f"Accuracy vs coverage ({curve.total} images)")
+    ax.grid(alpha=0.3)
+    ax_t.set_xlim(0, 1)
+    ax_t.set_ylim(0, 1.02)
+    ax_t.set_xlabel("threshold: --reject-below (top probability)")
+    ax_t.set_title("Kept share and accuracy by threshold")
+    ax_t.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 # --------------------------------------------------------------------------------------------- benchmarks
 def _by_backend(rows: Sequence[Mapping[str, Any]], key: str) -> dict[str, dict[int, float]]:
     """{backend: {batch_size: value}} in first-seen backend order; rows without a value are skipped."""
@@ -272,16 +356,47 @@ def _thumb(image: Image.Image, size: int = _MAX_THUMB) -> np.ndarray:
     return np.asarray(img)
 
 
+def _heat_scale(heats: Sequence[np.ndarray]) -> float:
+    """The heat drawn at full colour: the largest shown, but never below _MIN_HEAT, so a photo whose
+    prediction no patch moves gets a faint overlay instead of its smallest wobbles stretched to full colour."""
+    return max([_MIN_HEAT, *(float(np.nanmax(h)) for h in heats if h.size)])
+
+
+def _draw_heat(ax, crop: np.ndarray, heat: np.ndarray, vmax: float):
+    """The model's crop with the heat map over it: colour and opacity grow with the drop (none where hiding the
+    region did not lower the probability), so the photo stays readable where the evidence is not."""
+    ax.imshow(crop)
+    level = np.clip(np.nan_to_num(heat) / vmax, 0.0, 1.0)
+    shown = ax.imshow(level * vmax, cmap=_HEAT_CMAP, vmin=0.0, vmax=vmax, alpha=0.15 + 0.55 * level,
+                      extent=(-0.5, crop.shape[1] - 0.5, crop.shape[0] - 0.5, -0.5), interpolation="bilinear")
+    ax.set_axis_off()
+    return shown
+
+
 def image_panel(image: Image.Image, topk: Sequence[tuple[str, float]], path: str | os.PathLike,
-                title: str | None = None, true_label: str | None = None) -> Path:
+                title: str | None = None, true_label: str | None = None,
+                overlays: Sequence[tuple[str, np.ndarray, np.ndarray]] = ()) -> Path:
     """The photo beside a horizontal bar chart of its top-k predictions (highest on top).
 
     With ``true_label`` the title is green when the top prediction is right and red when wrong, and the true
-    class's bar (if listed) is green."""
-    fig = _new_figure(10, 4.2)
-    ax_img, ax_bar = fig.subplots(1, 2, width_ratios=[1.1, 1])
+    class's bar (if listed) is green.  Each of ``overlays`` (title, the model's uint8 (S, S, 3) crop, a float
+    (S, S) heat map: the share of the class's probability lost when that region is hidden,
+    :mod:`clfkit.runtime.explain`) is drawn between the photo and the bars, each on its own scale with a colour
+    bar."""
+    n = len(overlays)
+    fig = _new_figure(10 + 3.4 * n, 4.2)
+    axes = fig.subplots(1, 2 + n, width_ratios=[1.1, *([1.0] * n), 1])
+    ax_img, ax_bar = axes[0], axes[-1]
     ax_img.imshow(_thumb(image))
     ax_img.set_axis_off()
+    for ax, (heading, crop, heat) in zip(axes[1:-1], overlays):
+        # each map on its own scale: a mistake's true class often loses half of its little probability where
+        # the predicted class loses a few per cent, and one shared scale would blank the prediction's map
+        shown = _draw_heat(ax, crop, heat, _heat_scale([heat]))
+        ax.set_title("\n".join(textwrap.shorten(line, 44, placeholder="…") for line in str(heading).splitlines()),
+                     fontsize=9)
+        fig.colorbar(shown, ax=ax, shrink=0.85, location="bottom", format=PercentFormatter(1.0, decimals=0),
+                     label="its probability lost when hidden")
     labels = [str(name) for name, _ in topk]
     scores = [float(p) for _, p in topk]
     correct = bool(labels) and true_label is not None and labels[0] == true_label
@@ -311,14 +426,22 @@ def image_panel(image: Image.Image, topk: Sequence[tuple[str, float]], path: str
 
 
 def image_grid(items: Sequence[tuple[Image.Image, str]], path: str | os.PathLike, cols: int = 6,
-               title: str | None = None) -> Path:
-    """Thumbnails with captions in a grid of ``cols`` columns (per-category and misclassified galleries)."""
+               title: str | None = None,
+               overlays: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None) -> Path:
+    """Thumbnails with captions in a grid of ``cols`` columns (per-category and misclassified galleries).
+
+    ``overlays[k]`` (the model's uint8 crop, its float heat map; see :func:`image_panel`), where given, is drawn
+    in cell k instead of the photo, on that photo's own colour scale (each cell's strongest evidence in full
+    colour, at least _MIN_HEAT)."""
     if cols < 1:
         raise ValueError(f"cols must be at least 1, got {cols}")
     n = len(items)
+    if overlays is not None and len(overlays) != n:
+        raise ValueError(f"{len(overlays)} overlays for {n} images")
+    overlays = list(overlays) if overlays is not None else [None] * n
     cols = max(1, min(cols, n))
     nrows = max(1, math.ceil(n / cols))
-    thumbs = [_thumb(image, 256) for image, _ in items]
+    thumbs = [_thumb(image, 256) if over is None else over[0] for (image, _), over in zip(items, overlays)]
     captions = []
     for _, caption in items:
         lines = [textwrap.shorten(part, 60, placeholder="…") for part in str(caption).splitlines()] or [""]
@@ -332,11 +455,15 @@ def image_grid(items: Sequence[tuple[Image.Image, str]], path: str | os.PathLike
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     for ax in axes:
         ax.set_axis_off()
-    for ax, thumb, caption in zip(axes, thumbs, captions):
-        ax.imshow(thumb)
+    for ax, thumb, caption, over in zip(axes, thumbs, captions, overlays):
+        if over is None:
+            ax.imshow(thumb)
+        else:
+            _draw_heat(ax, over[0], over[1], _heat_scale([over[1]]))
         ax.set_title(caption, fontsize=7)
     if n == 0:
         _no_data(axes[0], "no images")
-    if title:
-        fig.suptitle(title, fontsize=12)
+    if title:  # wrapped to the figure's width (about 9 characters an inch at this size): a narrow grid clipped it
+        width = fig.get_size_inches()[0]
+        fig.suptitle(textwrap.fill(title, max(20, int(9 * width))), fontsize=12 if width >= 6 else 9)
     return _save(fig, path)

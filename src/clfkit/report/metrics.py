@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from clfkit.report.intervals import CI_METHOD, bootstrap_cis, format_interval, wilson
+
 __all__ = [
     "confusion_matrix",
     "classification_metrics",
@@ -136,10 +138,14 @@ def log_loss(probs: ArrayLike, y_true: ArrayLike) -> float:
 
 
 def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, class_names: Sequence[str],
-                           probs: ArrayLike | None = None) -> dict[str, Any]:
+                           probs: ArrayLike | None = None, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Accuracy, macro/weighted F1, balanced accuracy and per-class precision/recall/F1/support.
 
-    With ``probs`` (N, C) also ``log_loss`` and, when C > 5, ``top5_accuracy``.  The result is JSON-ready."""
+    With ``probs`` (N, C) also ``log_loss`` and, when C > 5, ``top5_accuracy``.  The result is JSON-ready.
+    95 % intervals (:mod:`clfkit.report.intervals`): ``accuracy_ci95`` and per class ``recall_ci95`` and
+    ``precision_ci95`` are Wilson intervals (None where the count is 0); ``macro_f1_ci95`` and
+    ``balanced_accuracy_ci95`` come from a bootstrap of ``n_boot`` resamples of the images seeded with
+    ``seed`` (``n_boot=0`` skips it: both are None)."""
     names = [str(n) for n in class_names]
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -159,6 +165,8 @@ def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, class_names: Se
     f1 = _safe_div(2 * precision * recall, precision + recall)
 
     present = (support > 0) | (predicted > 0)  # the classes macro-F1 averages over
+    boot = (bootstrap_cis(yt, yp, ("macro_f1", "balanced_accuracy"), n_boot, seed, num_classes=num_classes)
+            if n_boot else {"macro_f1": None, "balanced_accuracy": None})
     result: dict[str, Any] = {
         "accuracy": float(tp.sum() / n),
         "balanced_accuracy": float(recall[support > 0].mean()),
@@ -169,9 +177,14 @@ def classification_metrics(y_true: ArrayLike, y_pred: ArrayLike, class_names: Se
         "class_names": names,
         "per_class": {
             name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                   "support": int(support[i])}
+                   "support": int(support[i]), "precision_ci95": wilson(int(tp[i]), int(predicted[i])),
+                   "recall_ci95": wilson(int(tp[i]), int(support[i]))}
             for i, name in enumerate(names)
         },
+        "accuracy_ci95": wilson(int(tp.sum()), n),
+        "balanced_accuracy_ci95": boot["balanced_accuracy"],
+        "macro_f1_ci95": boot["macro_f1"],
+        "ci95_method": {**CI_METHOD, "bootstrap_resamples": int(n_boot), "bootstrap_seed": int(seed)},
     }
     if probs is not None:
         p = _probs(probs, n, num_classes)
@@ -200,14 +213,16 @@ def _count_lookup(train_counts: Mapping[str, int] | Sequence[int] | None, names:
 
 def per_class_table(metrics: Mapping[str, Any],
                     train_counts: Mapping[str, int] | Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """One row per class, in class order: class, support, precision, recall, f1, train_count (None if unknown)."""
+    """One row per class, in class order: class, support, precision, recall, f1, train_count (None if unknown),
+    precision_ci95 and recall_ci95 (None where undefined or, in metrics from before intervals, absent)."""
     names = _class_order(metrics)
     counts = _count_lookup(train_counts, names)
     rows = []
     for name, count in zip(names, counts):
         pc = metrics["per_class"][name]
         rows.append({"class": name, "support": int(pc["support"]), "precision": float(pc["precision"]),
-                     "recall": float(pc["recall"]), "f1": float(pc["f1"]), "train_count": count})
+                     "recall": float(pc["recall"]), "f1": float(pc["f1"]), "train_count": count,
+                     "precision_ci95": pc.get("precision_ci95"), "recall_ci95": pc.get("recall_ci95")})
     return rows
 
 
@@ -216,13 +231,17 @@ def _clip_name(name: str, width: int) -> str:
 
 
 def format_metrics_table(metrics: Mapping[str, Any]) -> str:
-    """A fixed-width text table (class, precision, recall, F1, support) and summary lines for a terminal."""
+    """A fixed-width text table (class, precision, recall, its 95 % interval, F1, support) and summary lines
+    (with their 95 % intervals where the metrics have them) for a terminal."""
     rows = per_class_table(metrics)
     width = min(max([5] + [len(r["class"]) for r in rows]), 32)
-    header = f"{'class':<{width}}  {'precision':>9}  {'recall':>7}  {'F1':>7}  {'support':>7}"
+    with_ci = any(r["recall_ci95"] is not None for r in rows)
+    ci_head = f"  {'recall 95 % CI':>16}" if with_ci else ""
+    header = f"{'class':<{width}}  {'precision':>9}  {'recall':>7}{ci_head}  {'F1':>7}  {'support':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{_clip_name(r['class'], width):<{width}}  {r['precision']:>9.4f}  {r['recall']:>7.4f}  "
+        ci = f"  {format_interval(r['recall_ci95']):>16}" if with_ci else ""
+        lines.append(f"{_clip_name(r['class'], width):<{width}}  {r['precision']:>9.4f}  {r['recall']:>7.4f}{ci}  "
                      f"{r['f1']:>7.4f}  {r['support']:>7d}")
     lines.append("-" * len(header))
     summary = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"), ("macro F1", "macro_f1"),
@@ -230,8 +249,12 @@ def format_metrics_table(metrics: Mapping[str, Any]) -> str:
     label_width = max(len(label) for label, _ in summary)
     for label, key in summary:
         if metrics.get(key) is not None:
-            lines.append(f"{label:<{label_width}}  {metrics[key]:.4f}")
+            ci = metrics.get(f"{key}_ci95")
+            lines.append(f"{label:<{label_width}}  {metrics[key]:.4f}" + (f"  {format_interval(ci)}" if ci else ""))
     lines.append(f"{'samples':<{label_width}}  {metrics.get('num_samples', sum(r['support'] for r in rows))}")
+    if with_ci or metrics.get("accuracy_ci95"):
+        lines.append("[lo, hi] = 95 % interval: Wilson for accuracy and recall, bootstrap over images for F1 and "
+                     "balanced accuracy")
     return "\n".join(lines)
 
 
@@ -240,7 +263,9 @@ def compare_per_class(metrics_a: Mapping[str, Any], metrics_b: Mapping[str, Any]
     """Per-class recall (= per-class accuracy) of two evaluations of the same data, and ``delta`` = b - a.
 
     Rows are ``{"class", "support", label_a, label_b, "delta"}`` in class order, then an ``"(overall)"`` row
-    with the two accuracies.  Both evaluations must cover the same classes and the same samples per class."""
+    with the two accuracies; each row also has ``<label>_ci95``, the 95 % interval of that recall (accuracy), or
+    None where the metrics have none.  Both evaluations must cover the same classes and the same samples per
+    class."""
     if label_a == label_b or {label_a, label_b} & {"class", "support", "delta"}:
         raise ValueError(f"labels must differ from each other and from 'class', 'support', 'delta'; "
                          f"got {label_a!r} and {label_b!r}")
@@ -254,8 +279,10 @@ def compare_per_class(metrics_a: Mapping[str, Any], metrics_b: Mapping[str, Any]
             raise ValueError(f"class {name!r} has {a['support']} samples in {label_a} but {b['support']} in "
                              f"{label_b}; compare evaluations of the same data")
         rows.append({"class": name, "support": int(a["support"]), label_a: float(a["recall"]),
-                     label_b: float(b["recall"]), "delta": float(b["recall"]) - float(a["recall"])})
+                     label_b: float(b["recall"]), "delta": float(b["recall"]) - float(a["recall"]),
+                     f"{label_a}_ci95": a.get("recall_ci95"), f"{label_b}_ci95": b.get("recall_ci95")})
     acc_a, acc_b = float(metrics_a["accuracy"]), float(metrics_b["accuracy"])
     rows.append({"class": "(overall)", "support": sum(r["support"] for r in rows), label_a: acc_a,
-                 label_b: acc_b, "delta": acc_b - acc_a})
+                 label_b: acc_b, "delta": acc_b - acc_a, f"{label_a}_ci95": metrics_a.get("accuracy_ci95"),
+                 f"{label_b}_ci95": metrics_b.get("accuracy_ci95")})
     return rows

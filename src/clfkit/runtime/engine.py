@@ -118,7 +118,9 @@ class Engine:
         :mod:`clfkit.runtime.select`; the engine may then run a verified variant beside ``path``, e.g.
         ``model.int8.onnx``: ``engine.path`` and ``engine.choice`` say so).  The spec comes from the file's
         clfkit metadata; ``spec`` (a ModelSpec or a spec.json path) is only for ONNX classifiers exported
-        elsewhere.  ``log`` receives the one-line CPU-fallback notice of device "auto"."""
+        elsewhere.  ``log`` receives the one-line CPU-fallback notice of device "auto" and, for a model without
+        a fitted temperature (spec version 1), :attr:`calibration_note`; without ``log`` that note is not said
+        (a cluster's actors open the model once each: the driver says it once)."""
         path = Path(path)
         if not path.exists():
             raise ModelError(f"{path}: model not found; pass --model PATH.onnx (default: model.onnx here)")
@@ -128,7 +130,10 @@ class Engine:
             raise ConfigError(f"--threads must be at least 1, got {threads}")
         choice = choose(path, runtime, device, precision)
         backend = open_backend(choice.path, choice.runtime, device, threads, log=log, precision=choice.precision)
-        return cls(backend, _resolve_metadata(backend, str(choice.path), spec), choice.path, choice)
+        engine = cls(backend, _resolve_metadata(backend, str(choice.path), spec), choice.path, choice)
+        if log is not None and engine.calibration_note:
+            log(engine.calibration_note)
+        return engine
 
     def _check_shapes(self, in_shape: Sequence, out_shape: Sequence) -> None:
         size = self.spec.input_size
@@ -146,6 +151,14 @@ class Engine:
         if isinstance(classes, int) and classes != self.spec.num_classes:
             raise ModelError(f"{self.path}: output {self.backend.output_name!r} has {classes} classes but the spec "
                              f"names {self.spec.num_classes}")
+
+    @property
+    def calibration_note(self) -> str | None:
+        """The one line said when the model has no fitted temperature (a version-1 spec), else None."""
+        if self.spec.calibrated:
+            return None
+        return (f"{self.path}: uncalibrated (spec version {self.spec.schema_version}, no temperature): "
+                "probabilities are the raw softmax; train and export it again with this clfkit to calibrate them")
 
     def describe(self) -> str:
         """One line for logs and reports: what runs where."""
@@ -182,9 +195,10 @@ class Engine:
 
     def predict(self, items: Iterable, *, tta: int = 0, batch_size: int = 32, topk: int = 5,
                 workers: int | None = None, fast_decode: bool = False, keep_probs: bool = False,
-                seed: int = 0) -> Iterator:
-        """Predictions for paths or images, in input order; see :func:`clfkit.runtime.pipeline.predict`."""
+                seed: int = 0, reject_below: float | None = None) -> Iterator:
+        """Predictions for paths or images, in input order; see :func:`clfkit.runtime.pipeline.predict`
+        (``reject_below`` P: "unknown" below top probability P)."""
         from clfkit.runtime.pipeline import predict
 
         return predict(self, items, tta=tta, batch_size=batch_size, topk=topk, workers=workers,
-                       fast_decode=fast_decode, keep_probs=keep_probs, seed=seed)
+                       fast_decode=fast_decode, keep_probs=keep_probs, seed=seed, reject_below=reject_below)

@@ -6,12 +6,22 @@ produces::
 
     DIR/metrics.json            accuracy (with TTA when --tta > 1), accuracy_no_tta (view 0 of the same run),
                                 macro/weighted F1, per-class precision/recall/F1/support, the per-class TTA vs
-                                no-TTA table, provider, TTA count and view names, unknown folders, failed files
+                                no-TTA table, provider, TTA count and view names, unknown folders, failed files;
+                                95 % intervals as ``<metric>_ci95`` = [lo, hi] (clfkit.report.intervals)
     DIR/confusion_matrix.csv    rows true, columns predicted (TTA predictions)
     DIR/confusion_matrix.png
     DIR/per_class.png
+    DIR/reliability.png         accuracy vs confidence before/after the model's temperature (metrics.json: ece,
+                                ece_no_tta, ece_uncalibrated, temperature, the per-bin numbers)
+    DIR/coverage.png            accuracy of the kept predictions vs their share as the --reject-below threshold
+                                rises (metrics.json: reject_below_for_95/_99, coverage_curve, and with
+                                --reject-below: reject_below, rejected, kept_at_reject_below; clfkit.report.coverage)
     with visualize N > 0:
-    DIR/panels/*.png            N single-image panels: the photo beside its top-k bar chart
+    DIR/panels/*.png            N single-image panels: the photo beside its top-k bar chart, and (unless
+                                --no-explain) the occlusion heat map of the predicted class, and of the true
+                                class for a mistake, over the model's crop (clfkit.runtime.explain); the
+                                mistakes grid draws the predicted class's map; metrics.json ``explanations``
+                                says what they cost (photos, model rows and calls, seconds)
     DIR/grids/<class>.png       up to N photos per true class, captioned with the prediction
     DIR/misclassified.png       up to N misclassified photos, the most confident mistakes first
 
@@ -31,8 +41,12 @@ import numpy as np
 
 from clfkit.errors import ImageError
 from clfkit.io import write_json
+from clfkit.report.coverage import coverage_curve, coverage_metrics
+from clfkit.report.calibration import (Reliability, calibration_block, expected_calibration_error, reliability,
+                                      uncalibrated_probs)
 from clfkit.report.metrics import classification_metrics, compare_per_class, confusion_matrix
-from clfkit.runtime.records import Prediction
+from clfkit.runtime.explain import Explanation, Occlusion, explain_predictions, overlays
+from clfkit.runtime.records import UNKNOWN, Prediction
 from clfkit.runtime.sources import LabelledInput
 from clfkit.spec import ModelSpec
 from clfkit.vision.images import load_rgb
@@ -49,10 +63,14 @@ def _slug(text: str) -> str:
 class Evaluation:
     """Accumulates one run's predictions; ``labelled`` None means there are no true labels."""
 
-    def __init__(self, spec: ModelSpec, labelled: LabelledInput | None = None, visualize: int = 0) -> None:
+    def __init__(self, spec: ModelSpec, labelled: LabelledInput | None = None, visualize: int = 0,
+                 reject_below: float | None = None, explainer: Occlusion | None = None) -> None:
         if visualize < 0:
             raise ValueError(f"visualize must be >= 0, got {visualize}")
         self.spec = spec
+        self.explainer = explainer  # occlusion heat maps for the panels and the mistakes grid (None: none)
+        self.reject_below = reject_below  # --reject-below of the run (the predictions carry the decision)
+        self.rejected = 0  # predictions "unknown" for it
         self.labelled = labelled
         self.visualize = visualize
         self._index = {name: i for i, name in enumerate(spec.class_names)}
@@ -81,6 +99,7 @@ class Evaluation:
                 self.errors.append((pred.path, pred.error or ""))
             return
         self.predicted_counts[pred.label or ""] += 1
+        self.rejected += pred.rejected
         true = self.labelled.label_of(pred.path) if self.labelled else None
         if self.labelled and true is None:
             self.unlabelled[self.labelled.folder_of(pred.path) or "(root)"] += 1
@@ -92,7 +111,7 @@ class Evaluation:
             self.y_pred_no_tta.append(int(np.argmax(pred.probs_no_tta)))
             self._probs.append(pred.probs)
             self._probs_no_tta.append(pred.probs_no_tta)
-            if pred.label != true and self.visualize:
+            if pred.index != self._index[true] and self.visualize:  # the top class, "unknown" or not
                 item = (float(pred.prob), self.total, self._slim(pred), true)
                 (heapq.heappush if len(self._mistakes) < self.visualize else heapq.heappushpop)(self._mistakes, item)
         if self.visualize:
@@ -115,9 +134,34 @@ class Evaluation:
         return {
             **tta,
             "accuracy_no_tta": plain["accuracy"],
+            "accuracy_no_tta_ci95": plain["accuracy_ci95"],
             "macro_f1_no_tta": plain["macro_f1"],
+            "macro_f1_no_tta_ci95": plain["macro_f1_ci95"],
             "per_class_tta_vs_no_tta": compare_per_class(plain, tta, "no_tta", "tta"),
+            **self.calibration(),
+            **coverage_metrics(np.stack(self._probs), self.y_true, self.reject_below),
         }
+
+    def calibration(self) -> dict[str, Any]:
+        """``ece`` of the probabilities written (TTA mean when --tta > 1), ``ece_no_tta`` of the center view's,
+        and ``ece_uncalibrated``: the center view's raw softmax, recovered exactly from its calibrated
+        probabilities as softmax(T · log p) (:func:`~clfkit.report.calibration.uncalibrated_probs`)."""
+        t = self.spec.temperature
+        center = np.stack(self._probs_no_tta)
+        block = calibration_block(np.stack(self._probs), uncalibrated_probs(center, t), self.y_true, t)
+        block["ece_no_tta"] = expected_calibration_error(center, self.y_true)
+        block["calibrated"] = self.spec.calibrated
+        return block
+
+    def reliability_curves(self, tta: int) -> dict[str, Reliability]:
+        """The reliability diagram's curves: the center view before and after the temperature, and with TTA."""
+        t = self.spec.temperature
+        center = np.stack(self._probs_no_tta)
+        curves = {"center view, T = 1 (raw softmax)": reliability(uncalibrated_probs(center, t), self.y_true),
+                  f"center view, T = {t:.3f}": reliability(center, self.y_true)}
+        if tta > 1:
+            curves[f"TTA {tta} views, T = {t:.3f}"] = reliability(np.stack(self._probs), self.y_true)
+        return curves
 
     def confusion(self) -> np.ndarray:
         return confusion_matrix(self.y_true, self.y_pred, self.spec.num_classes)
@@ -142,10 +186,15 @@ class Evaluation:
         out.mkdir(parents=True, exist_ok=True)
         base = {**run_info, "files": self._files(),
                 "failed_files": [{"path": p, "error": e} for p, e in self.errors],
-                "predicted_per_class": {n: self.predicted_counts.get(n, 0) for n in self.spec.class_names}}
+                "predicted_per_class": {n: self.predicted_counts.get(n, 0) for n in self.spec.class_names},
+                "reject_below": self.reject_below,
+                "rejected": self.rejected if self.reject_below is not None else None}
+        explained = self._explain(log)  # before the JSON, which says what the explanations cost
+        if self.explainer is not None and self.visualize:
+            base["explanations"] = self.explainer.summary()
         if self.labelled is None:
             write_json(base, out / "summary.json")
-            self._draw(out, figures, log)
+            self._draw(out, figures, log, explained)
             return base
         base["unknown_folders"] = {name: self.unlabelled.get(name, 0) for name in self.labelled.unknown}
         metrics = self.metrics()
@@ -160,12 +209,31 @@ class Evaluation:
         write_csv_matrix(cm, names, out / "confusion_matrix.csv")
         figures.plot_confusion_matrix(cm, names, out / "confusion_matrix.png")
         figures.plot_per_class(metrics, out / "per_class.png")
-        self._draw(out, figures, log)
+        figures.plot_reliability(self.reliability_curves(int(run_info.get("tta") or 0)), out / "reliability.png",
+                                 title=f"Reliability ({self.num_evaluated} images)")
+        figures.plot_coverage(coverage_curve(np.stack(self._probs), self.y_true), out / "coverage.png", metrics)
+        self._draw(out, figures, log, explained)
         return result
 
-    def _draw(self, out: Path, figures: Any, log: Callable[[str], None] | None) -> None:
+    def _categories(self) -> list[str | None]:
+        return [c for c in (*self.spec.class_names, None) if c in self._per_category]
+
+    def _mistakes_shown(self) -> list[tuple[float, int, Prediction, str]]:
+        return sorted(self._mistakes, key=lambda m: (-m[0], m[1]))  # the most confident first
+
+    def _explain(self, log: Callable[[str], None] | None) -> dict[str, Explanation]:
+        """Occlusion maps of the photos in the panels and the mistakes grid, the only ones explained (the
+        per-class grids stay plain: explaining them would cost ``visualize`` × classes photos)."""
+        if self.explainer is None or not self.visualize or (self.labelled is not None and not self.y_true):
+            return {}
+        shown = [*self._round_robin(self._categories()), *((p, t) for _, _, p, t in self._mistakes_shown())]
+        return explain_predictions(self.explainer, shown, self._index, log)
+
+    def _draw(self, out: Path, figures: Any, log: Callable[[str], None] | None,
+              explained: dict[str, Explanation] | None = None) -> None:
         if not self.visualize:
             return
+        explained = explained or {}
 
         def image(pred: Prediction):
             try:
@@ -176,15 +244,18 @@ class Evaluation:
                 return None
 
         def caption(pred: Prediction, true: str | None) -> str:
-            text = f"{pred.label} {pred.prob:.0%}"
-            return text if true is None or true == pred.label else f"{text} (wrong)"
+            top = self.spec.class_names[pred.index]
+            text = f"{UNKNOWN} ({top} {pred.prob:.0%})" if pred.rejected else f"{pred.label} {pred.prob:.0%}"
+            return text if true is None or true == top else f"{text} (wrong)"
 
-        categories = [c for c in (*self.spec.class_names, None) if c in self._per_category]
+        categories = self._categories()
         for n, (pred, true) in enumerate(self._round_robin(categories)):
             photo = image(pred)
             if photo is not None:
                 name = f"{n:03d}_{_slug(true or pred.label or '')}_{_slug(Path(pred.path).stem)}.png"
-                figures.image_panel(photo, pred.topk, out / "panels" / name, true_label=true)
+                heat = explained.get(pred.path)
+                figures.image_panel(photo, pred.topk, out / "panels" / name, true_label=true,
+                                    overlays=overlays(heat, self.spec.class_names, true) if heat else ())
         for category in categories:
             items = [(photo, caption(p, t)) for p, t in self._per_category[category]
                      if (photo := image(p)) is not None]
@@ -192,11 +263,12 @@ class Evaluation:
             kind = "true" if self.labelled else "predicted"
             figures.image_grid(items, out / "grids" / f"{_slug(name)}.png", title=f"{kind} class: {name}")
         if self.labelled is not None:
-            mistakes = sorted(self._mistakes, key=lambda m: (-m[0], m[1]))
-            items = [(photo, f"{p.label} {p.prob:.0%}\ntrue: {t}") for _, _, p, t in mistakes
-                     if (photo := image(p)) is not None]
-            figures.image_grid(items, out / "misclassified.png",
-                               title=f"Misclassified ({len(items)} shown), most confident first")
+            mistakes = [(p, t, photo) for _, _, p, t in self._mistakes_shown() if (photo := image(p)) is not None]
+            items = [(photo, f"{p.label} {p.prob:.0%}\ntrue: {t}") for p, t, photo in mistakes]
+            heats = [(e.crop, e.share(0)) if (e := explained.get(p.path)) else None for p, _, _ in mistakes]
+            note = "; heat: where the predicted class's evidence is" if any(heats) else ""
+            figures.image_grid(items, out / "misclassified.png", overlays=heats if any(heats) else None,
+                               title=f"Misclassified ({len(items)} shown), most confident first{note}")
 
     def _round_robin(self, categories: list) -> list[tuple[Prediction, str | None]]:
         """``visualize`` samples taken one per category in turn, so the panels cover every class."""

@@ -15,12 +15,15 @@ from clfkit.errors import ConfigError
 from clfkit.io import check_writable
 from clfkit.runtime.engine import Engine
 from clfkit.runtime.evaluate import Evaluation
+from clfkit.runtime.explain import Occlusion, OcclusionConfig, check_explain
 from clfkit.runtime.pipeline import check_views
+from clfkit.runtime.records import UNKNOWN, check_reject_below
 from clfkit.runtime.sources import detect_labelled, expand_paths
 from clfkit.runtime.writers import WRITERS, finished_paths, open_writer, path_key
 from clfkit.vision.tta import tta_view_names
 
-__all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "require_images", "run_infer", "format_report"]
+__all__ = ["EXIT_SOME_FAILED", "InferResult", "check_options", "require_images", "run_infer", "format_report",
+           "describe_accuracy", "describe_coverage"]
 
 EXIT_SOME_FAILED = 3  # some files could not be read; every readable file was still predicted and written
 
@@ -32,10 +35,20 @@ class InferResult:
     seconds: float
     provider: str
     report: dict[str, Any] | None  # what went into metrics.json / summary.json, when --report was given
+    reject_below: float | None = None  # --reject-below
+    rejected: int | None = None  # predictions "unknown" for it (None: not counted, e.g. Parquet shards)
 
     @property
     def images_per_s(self) -> float:
         return (self.total - self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    def describe_rejected(self) -> str | None:
+        """"N of M predictions below 0.80: unknown" for a run with --reject-below, else None."""
+        if self.reject_below is None or self.rejected is None:
+            return None
+        p = self.reject_below
+        shown = f"{p:.2f}" if round(p, 2) == p else f"{p:g}"  # 0.8 → "0.80", 0.855 stays "0.855"
+        return f"{self.rejected} of {self.total - self.failed} predictions below {shown}: {UNKNOWN}"
 
 
 def check_options(out: str | Path | None, report: str | Path | None, visualize: int, skip_existing: bool) -> None:
@@ -67,15 +80,21 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
               report: str | Path | None = None, tta: int = 0, batch_size: int = 32, topk: int = 5,
               recursive: bool = True, visualize: int = 0, fast_decode: bool = False,
               workers: int | None = None, progress: bool = False, skip_existing: bool = False,
-              log: Callable[[str], None] = lambda msg: None, cluster: Any = None) -> InferResult:
+              log: Callable[[str], None] = lambda msg: None, cluster: Any = None,
+              reject_below: float | None = None, explain: bool = True) -> InferResult:
     """Predict every image under ``paths``, stream rows to ``out`` and, with ``report``, write the report.
 
     ``skip_existing`` continues an interrupted run: files that already have a prediction row in ``out`` (a
     .csv/.jsonl) are not predicted again, and the new rows are appended.  ``cluster`` (a
     :class:`clfkit.cluster.job.RayJob`) predicts on a Ray cluster instead of here; its rows come back in
-    input order, so everything else (writers, report, continuing) is the same."""
+    input order, so everything else (writers, report, continuing) is the same.  ``reject_below`` P writes
+    ``pred = "unknown"`` for a prediction whose top probability is below P (counted in the result).
+    ``explain`` (with ``visualize``) draws occlusion heat maps, computed with ``engine``, into the panels and
+    the mistakes grid (:mod:`clfkit.runtime.explain`; False: ``--no-explain``)."""
     check_options(out, report, visualize, skip_existing)
     check_views(engine, tta)  # before any output file is opened
+    check_explain(explain, visualize)
+    reject_below = check_reject_below(reject_below, engine.spec.class_names)
     require_images(paths, recursive)
     if report is not None:
         check_writable(report, f"--report {report}")  # before the predictions, not after them
@@ -88,7 +107,11 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
     elif report is not None:
         log("input is not a labelled folder (one folder with sub-folders named like the model's classes): the "
             "report has predictions and figures but no accuracy")
-    evaluation = Evaluation(engine.spec, labelled, visualize) if report is not None else None
+    # The heat maps' model rows per call: what one batch of the run holds (--batch-size x TTA views)
+    explainer = Occlusion(engine, OcclusionConfig(batch_size=batch_size * max(1, tta))) \
+        if explain and visualize and report is not None else None
+    evaluation = Evaluation(engine.spec, labelled, visualize, reject_below=reject_below,
+                            explainer=explainer) if report is not None else None
     k = min(topk, engine.spec.num_classes)
     done = finished_paths(out, k) if skip_existing and out is not None else set()
 
@@ -100,19 +123,22 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
         log(f"--skip-existing: {len(done)} file(s) already predicted in {out}; only the others are run")
     bar = _progress(sum(1 for _ in todo())) if progress else None  # a cheap listing pass for the total
     start = time.perf_counter()
-    seen = failed = 0
+    seen = failed = rejected = 0
     try:
         with open_writer(out, k, engine.provider, append=skip_existing) as writer:
             if cluster is not None:
                 predictions = cluster.predict(todo(), tta=tta, batch_size=batch_size, topk=k,
-                                              fast_decode=fast_decode, keep_probs=labelled is not None)
+                                              fast_decode=fast_decode, keep_probs=labelled is not None,
+                                              reject_below=reject_below)
             else:
                 predictions = engine.predict(todo(), tta=tta, batch_size=batch_size, topk=k, workers=workers,
-                                             fast_decode=fast_decode, keep_probs=labelled is not None)
+                                             fast_decode=fast_decode, keep_probs=labelled is not None,
+                                             reject_below=reject_below)
             for pred in predictions:
                 writer.write(pred)
                 seen += 1
                 failed += not pred.ok
+                rejected += pred.rejected
                 if evaluation is not None:
                     evaluation.add(pred)
                 if bar is not None:
@@ -129,8 +155,26 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
                 "tta_views": tta_view_names(tta), "fast_decode": fast_decode, "batch_size": batch_size,
                 "seconds": round(seconds, 3)}
         written = evaluation.write(report, info, log=log)
+        _write_page(report, engine, info, seen)
     return InferResult(total=seen, failed=failed, seconds=seconds,
-                       provider=engine.provider, report=written)
+                       provider=engine.provider, report=written, reject_below=reject_below,
+                       rejected=rejected)
+
+
+def _write_page(report: str | Path, engine: Engine, info: dict[str, Any], images: int) -> None:
+    """report.html beside the figures: the model card holds what ran and how fast."""
+    from clfkit.report.html import write_report_html
+
+    spec = engine.spec
+    speed = f"{images / info['seconds']:.1f} img/s end to end ({images} images)" if info["seconds"] else ""
+    facts = {"model file": Path(engine.path).name, "backbone": spec.backbone or "–",
+             "input": f"{spec.input_size} px crop of a {spec.resize_size} px resize ({spec.interpolation}), "
+                      f"{engine.input_format}",
+             "classes": f"{spec.num_classes}: {', '.join(spec.class_names)}",
+             "runtime": f"{engine.provider} ({engine.runtime}, {engine.precision_run})",
+             "chosen because": info.get("chosen_by"), "speed": speed,
+             "TTA views": ", ".join(info.get("tta_views") or []) or "center only"}
+    write_report_html(report, title=f"clf-infer report: {Path(engine.path).name}", facts=facts)
 
 
 def _progress(total: int) -> Any:
@@ -140,16 +184,60 @@ def _progress(total: int) -> Any:
     return tqdm(total=total, unit="img", desc="clf-infer", file=sys.stderr, disable=None, smoothing=0.1)
 
 
+def describe_accuracy(report: dict[str, Any], tta: int) -> str:
+    """"accuracy 0.9450 [0.9065, 0.9686] with TTA (4 views), 0.9404 [0.9007, 0.9651] without": the accuracy
+    line of a labelled report, each number with its 95 % Wilson interval."""
+    from clfkit.report.intervals import format_interval
+
+    def acc(key: str) -> str:
+        ci = report.get(f"{key}_ci95")
+        return f"{report[key]:.4f}" + (f" {format_interval(ci)}" if ci else "")
+
+    line = f"accuracy {acc('accuracy')}"
+    if tta > 1:
+        line += f" with TTA ({tta} views), {acc('accuracy_no_tta')} without"
+    return line + (" (95 % intervals)" if report.get("accuracy_ci95") else "")
+
+
 def format_report(report: dict[str, Any]) -> str:
     """Terminal summary of a labelled report: the metrics table and the TTA vs no-TTA comparison."""
+    from clfkit.report.intervals import format_interval
     from clfkit.report.metrics import format_metrics_table
 
     if "per_class" not in report:
         return report.get("note", "")
     lines = [format_metrics_table(report)]
+    if "ece" in report:
+        with_tta = f", {100 * report['ece']:.2f} % with TTA" if report.get("tta", 0) > 1 else ""
+        if report.get("calibrated", True):
+            lines.append(f"\ncalibration: temperature {report['temperature']:.3f}; ECE of the center view "
+                         f"{100 * report['ece_uncalibrated']:.2f} % raw softmax → {100 * report['ece_no_tta']:.2f} % "
+                         f"with it{with_tta}")
+        else:
+            lines.append(f"\ncalibration: none (spec version 1, raw softmax); ECE of the center view "
+                         f"{100 * report['ece_no_tta']:.2f} %{with_tta}")
     if report.get("tta", 0) > 1:
         lines.append(f"\nTTA ({report['tta']} views: {', '.join(report['tta_views'])}) vs the center view alone:")
-        lines.append(f"{'class':<24} {'no TTA':>8} {'TTA':>8} {'delta':>8}")
+        lines.append(f"{'class':<24} {'no TTA':>8} {'95 % CI':>16} {'TTA':>8} {'95 % CI':>16} {'delta':>8}")
         for row in report["per_class_tta_vs_no_tta"]:
-            lines.append(f"{row['class'][:24]:<24} {row['no_tta']:>8.4f} {row['tta']:>8.4f} {row['delta']:>+8.4f}")
+            lines.append(f"{row['class'][:24]:<24} {row['no_tta']:>8.4f} {format_interval(row.get('no_tta_ci95')):>16} "
+                         f"{row['tta']:>8.4f} {format_interval(row.get('tta_ci95')):>16} {row['delta']:>+8.4f}")
     return "\n".join(lines)
+
+
+def describe_coverage(report: dict[str, Any]) -> list[str]:
+    """The reject-threshold lines of a labelled report: the accuracy kept at --reject-below, and the thresholds
+    that reach 95 % and 99 % accuracy on this folder (clfkit.report.coverage)."""
+    lines = []
+    at = report.get("kept_at_reject_below")
+    if at is not None:
+        accuracy = "none kept" if at["accuracy"] is None else f"accuracy {at['accuracy']:.4f} on them"
+        lines.append(f"at --reject-below {at['threshold']:g}: {at['kept']} of {report['num_samples']} kept "
+                     f"({at['coverage']:.1%}), {accuracy}")
+    for key, value in report.items():
+        if key.startswith("reject_below_for_"):
+            target = f"{key.rsplit('_', 1)[1]} % accuracy"
+            lines.append(f"for {target}: no threshold reaches it on this folder" if value is None else
+                         f"for {target}: --reject-below {value['threshold']:g} keeps {value['kept']} of "
+                         f"{report['num_samples']} ({value['coverage']:.1%}), accuracy {value['accuracy']:.4f}")
+    return lines

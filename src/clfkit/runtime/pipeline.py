@@ -10,8 +10,10 @@ unreadable, empty, truncated, not an image, a decompression bomb) becomes a :cla
 
 TTA (``tta`` = N views per image, 0 or 1 = the single center view): the views of
 :func:`clfkit.vision.tta.tta_views` are packed into the batch axis (``batch_size`` images → ``batch_size × N``
-model rows), the softmax of each view is taken and the N probability vectors are averaged.  View 0 is always
-the plain eval view, so the no-TTA prediction comes out of the same run (``probs_no_tta``).
+model rows), the calibrated softmax of each view is taken (``softmax(logits / T)``, T the spec's
+``temperature``, 1.0 for an uncalibrated version-1 spec) and the N probability vectors are averaged: the
+temperature applies to each view's logits, then the probabilities are averaged.  View 0 is always the plain eval
+view, so the no-TTA prediction comes out of the same run (``probs_no_tta``).
 
 ``fast_decode`` decodes JPEGs with Pillow's draft mode (libjpeg scales by 1/2, 1/4 or 1/8 while decoding) so
 that the shorter side stays >= the spec's ``resize_size``.  It only changes anything for photos at least twice
@@ -28,7 +30,7 @@ from PIL import Image
 
 from clfkit.errors import ConfigError, ImageError
 from clfkit.parallel import batched, default_workers, ordered_map
-from clfkit.runtime.records import Prediction, make_prediction
+from clfkit.runtime.records import Prediction, check_reject_below, make_prediction
 from clfkit.runtime.uris import is_uri, read_uri_bytes
 from clfkit.vision.images import load_rgb, to_rgb
 from clfkit.vision.postprocess import softmax
@@ -108,24 +110,27 @@ def prepared_views(engine: "Engine", image: Image.Image, views: int, seed: int =
 
 
 def view_probs(engine: "Engine", inputs: list[np.ndarray]) -> np.ndarray:
-    """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → softmax (B, V, C).
+    """ONE model call for the prepared inputs of several images (each (V, ...), the same V) → the calibrated
+    probabilities ``softmax(logits / spec.temperature)`` of every view (B, V, C).
 
     A ``uint8_image`` model gets one call per photo instead: photos of different sizes cannot share a batch."""
     if engine.input_format == "uint8_image":
         logits = np.concatenate([engine.run(photo) for photo in inputs])  # (B, C)
     else:
         logits = engine.run(np.concatenate(inputs))  # (B × V, C)
-    return softmax(logits).reshape(len(inputs), len(inputs[0]), engine.spec.num_classes)
+    probs = softmax(logits, temperature=engine.spec.temperature)
+    return probs.reshape(len(inputs), len(inputs[0]), engine.spec.num_classes)
 
 
 def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size: int = 32, topk: int = 5,
             workers: int | None = None, fast_decode: bool = False, keep_probs: bool = False,
-            seed: int = 0) -> Iterator[Prediction]:
+            seed: int = 0, reject_below: float | None = None) -> Iterator[Prediction]:
     """Yield one :class:`Prediction` per item (a path, a PIL image or a uint8 array), in input order.
 
     ``batch_size`` counts images per model call (the model sees ``batch_size × max(1, tta)`` rows);
     ``topk`` is clipped to the number of classes; ``workers`` decode threads (default: cores + 1; 0 decodes in
-    the calling thread)."""
+    the calling thread); ``reject_below`` P makes a prediction whose top probability is below P "unknown"
+    (:mod:`clfkit.runtime.records`)."""
     if tta < 0:
         raise ConfigError(f"--tta must be 0 or more views, got {tta}")
     if batch_size < 1:
@@ -134,6 +139,7 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
         raise ConfigError(f"--topk must be 0 or more, got {topk}")
     check_views(engine, tta)
     spec = engine.spec
+    reject_below = check_reject_below(reject_below, spec.class_names)
     views_per_image = max(1, tta)
     k = min(topk, spec.num_classes)
     draft = spec.resize_size if fast_decode else None
@@ -157,5 +163,6 @@ def predict(engine: "Engine", items: Iterable[Any], *, tta: int = 0, batch_size:
             if d.error is not None:
                 yield Prediction(path=d.path, error=d.error)
                 continue
-            yield make_prediction(d.path, probs[row], spec.class_names, k, keep_probs)  # probs[row]: (V, C)
+            yield make_prediction(d.path, probs[row], spec.class_names, k, keep_probs,  # probs[row]: (V, C)
+                                  reject_below)
             row += 1

@@ -8,24 +8,53 @@ JSON object every output uses::
 
 clf-serve sends the same object without ``path`` (a single upload has none) or with the upload's name as
 ``file`` in a batch, plus the TTA count.  Probabilities are rounded to :data:`DIGITS` decimals everywhere.
+
+With ``reject_below`` P (``--reject-below``), a prediction whose top probability is below P says
+``pred = "unknown"`` (:data:`UNKNOWN`; the rule is :func:`clfkit.report.coverage.is_kept`), and ``prob``,
+``index`` and ``topk`` still describe the top class: its probability, its position in the class list, and it
+first in ``topk`` (``top1`` in CSV).  The columns stay the same; ``pred`` is the decision, the rest the evidence.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from clfkit.errors import ConfigError
+from clfkit.report.coverage import is_kept
 from clfkit.vision.postprocess import mean_of_views, topk_of
 
-__all__ = ["DIGITS", "Prediction", "make_prediction", "prediction_record"]
+__all__ = ["DIGITS", "UNKNOWN", "Prediction", "check_reject_below", "make_prediction", "prediction_record"]
 
 DIGITS = 6  # probabilities are rounded to this many decimals in every output (clf-serve too)
+UNKNOWN = "unknown"  # ``pred`` of a prediction below --reject-below
+
+
+def check_reject_below(value: Any, class_names: tuple[str, ...] = ()) -> float | None:
+    """``--reject-below`` as a float in (0, 1), or None when not given; ConfigError naming the flag otherwise.
+
+    A model with a class named "unknown" is refused: its rows could not tell that class from a rejection."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ConfigError(f"--reject-below must be a probability between 0 and 1 (e.g. 0.8), got {value!r}")
+    if not 0 < value < 1:  # NaN fails this too
+        raise ConfigError(f"--reject-below must be between 0 and 1, both excluded (e.g. 0.8), got {value:g}")
+    if UNKNOWN in class_names:
+        raise ConfigError(f"--reject-below: the model has a class named {UNKNOWN!r}, the word rejected predictions "
+                          f"get; its rows could not be told apart.  Rename that class and train again, or leave "
+                          f"out --reject-below")
+    return float(value)
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One input's result.  ``error`` is None for a prediction, else the reason and no label is set."""
+    """One input's result.  ``error`` is None for a prediction, else the reason and no label is set.
+
+    ``rejected``: the top probability was below ``reject_below``, so ``label`` is :data:`UNKNOWN`; ``index``,
+    ``prob`` and ``topk`` are the top class's all the same."""
 
     path: str
     label: str | None = None
@@ -38,6 +67,7 @@ class Prediction:
     probs_no_tta: np.ndarray | None = field(default=None, compare=False, repr=False)
     # What computed this row, when it is not the one runtime of the run (a cluster's actors each say theirs).
     provider: str | None = None
+    rejected: bool = False
 
     @property
     def ok(self) -> bool:
@@ -45,11 +75,15 @@ class Prediction:
 
 
 def make_prediction(path: str, view_probs: np.ndarray, class_names: tuple[str, ...], topk: int,
-                    keep_probs: bool = False) -> Prediction:
-    """The prediction for one input from its (V, C) view probabilities (V = 1 without TTA)."""
+                    keep_probs: bool = False, reject_below: float | None = None) -> Prediction:
+    """The prediction for one input from its (V, C) view probabilities (V = 1 without TTA); "unknown" when
+    the top probability is below ``reject_below`` (checked by :func:`check_reject_below` beforehand)."""
     mean = mean_of_views(view_probs)
     index = int(np.argmax(mean))
-    return Prediction(path=path, label=class_names[index], index=index, prob=float(mean[index]),
+    prob = float(mean[index])
+    rejected = not is_kept(prob, reject_below)
+    return Prediction(path=path, label=UNKNOWN if rejected else class_names[index], index=index, prob=prob,
+                      rejected=rejected,
                       topk=topk_of(mean, class_names, topk),
                       probs=mean if keep_probs else None,
                       probs_no_tta=view_probs[0].copy() if keep_probs else None)

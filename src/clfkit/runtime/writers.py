@@ -9,7 +9,8 @@ suffix        what is written
 ============  ======================================================================================
 
 ``pred``/``prob``/``index`` are the predicted class, its probability (TTA-averaged when TTA is on) and its
-position in the model's class list; ``topN``/``topN_prob`` the N-th most likely class; ``error`` is empty for
+position in the model's class list; with ``--reject-below`` P, ``pred`` is ``unknown`` when that probability is
+below P, and ``prob``/``index``/``top1`` still give the top class; ``topN``/``topN_prob`` the N-th most likely class; ``error`` is empty for
 a prediction and holds the reason for a file that could not be read (its other cells are then empty);
 ``provider`` is what computed the row.  Without an output file, CSV goes to stdout.
 

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from clfkit.errors import ImageError, ModelError, printable
 from clfkit.runtime.engine import Engine
 from clfkit.runtime.pipeline import check_views
+from clfkit.runtime.records import check_reject_below
 from clfkit.serve.batcher import BatcherClosed
 from clfkit.serve.config import ServeConfig
 from clfkit.serve.docs import ASSETS_URL, docs_page, swagger_assets
@@ -63,6 +64,7 @@ def create_app(engine: Engine, config: ServeConfig | None = None) -> FastAPI:
     """A FastAPI app serving ``engine``; the micro-batcher runs while the app's lifespan is active."""
     config = config or ServeConfig()
     check_views(engine, config.tta)  # a self-contained model takes one view: refuse at start, not per request
+    check_reject_below(config.reject_below, engine.spec.class_names)  # a class named "unknown": refuse at start
     predictor = Predictor(engine, config)
 
     @asynccontextmanager

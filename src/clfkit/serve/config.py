@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from clfkit.errors import ConfigError
+from clfkit.runtime.records import check_reject_below
 
 __all__ = ["ServeConfig"]
 
@@ -18,6 +19,7 @@ class ServeConfig:
     max_upload_mb: float = 20.0  # the largest request body: one image, or all files of a batch request
     workers: int | None = None  # decode threads (default: cores + 1)
     seed: int = 0  # seed of the random TTA views (beyond the 8 deterministic ones), as clf-infer
+    reject_below: float | None = None  # pred "unknown" below this top probability, as clf-infer --reject-below
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -32,6 +34,7 @@ class ServeConfig:
             raise ConfigError(f"--max-upload-mb must be more than 0, got {self.max_upload_mb}")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        check_reject_below(self.reject_below)  # the model's classes are checked when the app is made
 
     @property
     def views(self) -> int:

@@ -78,7 +78,8 @@ class Predictor:
                                             self.config.views, self.config.seed)
         probs = await self.batcher.submit(inputs)  # (V, C)
         spec = self.engine.spec
-        pred = make_prediction("", probs, spec.class_names, min(self.config.topk, spec.num_classes))
+        pred = make_prediction("", probs, spec.class_names, min(self.config.topk, spec.num_classes),
+                               reject_below=self.config.reject_below)
         return response_body(pred, self.engine.provider, self.config.tta)
 
     def describe(self) -> dict[str, Any]:
@@ -101,6 +102,7 @@ class Predictor:
             "tta": config.tta,
             "tta_views": tta_view_names(config.tta),
             "topk": min(config.topk, engine.spec.num_classes),
+            "reject_below": config.reject_below,
             "max_upload_mb": config.max_upload_mb,
             "decode_workers": self.workers,
         }

@@ -19,9 +19,11 @@ class ClassProb(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    pred: str = Field(description="The most likely class")
-    index: int = Field(description="Its position in the model's class list")
-    prob: float
+    pred: str = Field(description='The most likely class, or "unknown" when its probability is below '
+                                  "--reject-below (GET /model: reject_below)")
+    index: int = Field(description="The most likely class's position in the model's class list (also when pred "
+                                   'is "unknown")')
+    prob: float = Field(description='The most likely class\'s probability (also when pred is "unknown")')
     topk: list[ClassProb] = Field(description="The most likely classes, best first")
     tta: int = Field(description="TTA views averaged (0 = the center view only)")
     provider: str = Field(description="What ran the model: onnxruntime's execution provider, or OpenVINO and its precision")
@@ -72,6 +74,8 @@ class ModelOut(BaseModel):
     tta: int
     tta_views: list[str]
     topk: int
+    reject_below: float | None = Field(description='Predictions below this top probability say "unknown" '
+                                                   "(null: never)")
     max_upload_mb: float
     decode_workers: int
 

@@ -116,6 +116,10 @@ class TrainConfig:
     workers: int | None = _option(None, "Images decoded in parallel: threads for the feature cache, DataLoader "
                                         "processes in finetune (default: what the machine's cores allow).")
     seed: int = _option(0, "Random seed (split, views, initialisation, order).")
+    label_audit: bool = _option(True, "Rank the train/val photos whose given label an out-of-fold model on frozen "
+                                      "features doubts most: RUN_DIR/report/label_issues.csv and .png (seconds "
+                                      "in head and partial mode, one frozen pass over train/val in finetune).",
+                                flag="--label-audit/--no-label-audit")
     resume: Path | None = _option(None, "Continue the run in this RUN_DIR from its last completed epoch (other "
                                         "options are ignored).")
 
@@ -162,6 +166,9 @@ class TrainConfig:
             raise ConfigError(f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
         if self.backbone_lr_scale is not None and not (0.0 < self.backbone_lr_scale <= 1.0):
             raise ConfigError(f"--backbone-lr-scale must be in (0, 1], got {self.backbone_lr_scale}")
+        if not isinstance(self.label_audit, bool):
+            raise ConfigError(f"--label-audit/--no-label-audit takes no value; got label_audit={self.label_audit!r}"
+                              " (use True or False from Python)")
         if self.weights is not None and not self.pretrained:
             raise ConfigError("Can't combine `--weights` with `--no-pretrained`: --weights loads pretrained "
                               "backbone weights from a file. Choose one.")

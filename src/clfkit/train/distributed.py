@@ -13,7 +13,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "sync_buffers", "gather_objects", "barrier", "shutdown"]
+__all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "sync_buffers", "gather_objects", "from_rank_order",
+           "barrier", "shutdown"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,19 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
         return [obj]
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
+    return out
+
+
+def from_rank_order(x: Any, n: int, world: int) -> Any:
+    """Rows of the shards ``samples[r::world]`` concatenated in rank order (what gathering sharded rows gives),
+    back in sample order; None when the count is off (a sample failed to decode on some rank)."""
+    if x is None or len(x) != n:
+        return None
+    import numpy as np
+
+    positions = np.concatenate([np.arange(r, n, world) for r in range(world)]) if n else np.zeros(0, np.int64)
+    out = x.copy()
+    out[positions] = x
     return out
 
 

@@ -37,7 +37,12 @@ class Outcome:
     best_epoch: int
     metrics: dict[str, Any]
     test: tuple[np.ndarray, np.ndarray] | None = None  # (logits (N, C), labels (N,)) of the best model
+    # the same on the validation split's center view, as deployed: what the temperature is fitted on
+    val: tuple[np.ndarray, np.ndarray] | None = None
     seen_train_indices: list[int] = field(default_factory=list)
+    # {"train": (N, F), "val": (N, F)}: the PRETRAINED backbone's center-view features in sample order, for the
+    # label audit (clfkit.train.audit), where the mode has them for free; None: the audit computes them
+    frozen: dict[str, np.ndarray] | None = None
 
 
 def _save_epoch(run_dir: Path, *, model: torch.nn.Module, scope_state: dict, spec: ModelSpec,
@@ -178,11 +183,12 @@ def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, da
                "timing": {**timing, "cached_epoch_s": cached,
                           "cached_speedup": timing.get("backbone_epoch_s", float("nan")) / max(cached, 1e-9)}}
     test = None
-    if "test" in feats:
-        with torch.no_grad():
-            logits = head(feats["test"][0][:, 0].to(device)).float().cpu().numpy()
-        test = (logits, feats["test"][1].numpy())
-    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test)
+    with torch.no_grad():
+        val = (head(val_x).float().cpu().numpy(), val_y.cpu().numpy())
+        if "test" in feats:
+            test = (head(feats["test"][0][:, 0].to(device)).float().cpu().numpy(), feats["test"][1].numpy())
+    frozen = {"train": train_f[:, 0].numpy(), "val": feats["val"][0][:, 0].numpy()}  # (N, F) center views
+    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test, val=val, frozen=frozen)
 
 
 # -------------------------------------------------------------------------------------------- finetune
@@ -235,11 +241,12 @@ def run_finetune(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec
             log(f"early stop after epoch {epoch + 1}: validation loss has not improved for {config.patience} epochs")
             break
     model.load_state_dict(best_state)
-    val_loss, val_acc, _, _ = evaluate_loader(model, loaders["val"], device, spec.num_classes, info)
+    val_loss, val_acc, val_logits, val_labels = evaluate_loader(model, loaders["val"], device, spec.num_classes, info)
     test = None
     if "test" in loaders:
         _, _, logits, labels = evaluate_loader(model, loaders["test"], device, spec.num_classes, info)
         test = (logits, labels)
     metrics = {"val_loss": val_loss, "val_acc": val_acc, "best_epoch": early.best_epoch, "precision": precision,
                "device": str(device), "mode": "finetune", "world_size": info.world_size}
-    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test, seen_train_indices=seen)
+    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test,
+                   val=(val_logits, val_labels), seen_train_indices=seen)

@@ -37,11 +37,12 @@ from clfkit.data.layout import Sample, SplitData
 from clfkit.errors import ImageError
 from clfkit.io import write_json
 from clfkit.models.stages import Prefix, Tail, backbone_blocks
+from clfkit.report.calibration import calibrate
 from clfkit.spec import ModelSpec
 from clfkit.train import loop
 from clfkit.train.config import TrainConfig
 from clfkit.train.device import autocast
-from clfkit.train.distributed import DistInfo, all_reduce_sum, gather_objects
+from clfkit.train.distributed import DistInfo, all_reduce_sum, from_rank_order, gather_objects
 from clfkit.train.features import extract_features, feature_cache_key
 from clfkit.train.plan import MIN_VIEWS, Costs, Plan, plan_partial
 from clfkit.vision.augment import training_views
@@ -317,11 +318,14 @@ def _tta_on_val(runner: _PrefixRunner, tail: Tail, samples: Sequence[Sample], sp
     labels = np.array([s.label for s in samples])[ok]
     acts = torch.from_numpy(x[ok])
     logits = _tail_outputs(tail, acts.reshape(-1, *acts.shape[2:]), device).numpy().reshape(len(labels), views, -1)
-    probs = softmax(logits)
+    # clf-infer --tta averages the views' calibrated probabilities: the temperature fit() will store (fitted on
+    # the same center view), so that "helps" is said of what deployment runs
+    temperature = calibrate(logits[:, 0], labels).temperature
+    probs = softmax(logits, temperature=temperature)
     center = float((probs[:, 0].argmax(1) == labels).mean())
     tta = float((mean_of_views(probs).argmax(1) == labels).mean())
     return {"views": views, "view_names": tta_view_names(views), "val_acc_center": center, "val_acc_tta": tta,
-            "helps": tta > center}
+            "helps": tta > center, "temperature": temperature}
 
 
 # -------------------------------------------------------------------------------------------- training
@@ -339,8 +343,10 @@ def _tail_outputs(tail: Tail, x: torch.Tensor, device: torch.device, precision: 
 
 
 def _warm_start(tail: Tail, acts: dict[str, tuple[torch.Tensor, torch.Tensor]], config: TrainConfig,
-                device: torch.device, precision: str, criterion: nn.Module, info: DistInfo) -> dict[str, float]:
-    """Train the head alone on the frozen tail's pooled features (every rank on the same gathered features)."""
+                device: torch.device, precision: str, criterion: nn.Module, info: DistInfo,
+                keep: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """Train the head alone on the frozen tail's pooled features (every rank on the same gathered features).
+    ``keep`` receives the center-view features ("train", "val"; in rank order), which the label audit reuses."""
     x, y = acts["train"]
     views = x.shape[1]
     feats = _tail_outputs(tail, x.reshape(-1, *x.shape[2:]), device, precision, features=True)
@@ -350,6 +356,8 @@ def _warm_start(tail: Tail, acts: dict[str, tuple[torch.Tensor, torch.Tensor]], 
         feats = torch.from_numpy(np.concatenate([p[0] for p in parts]))
         labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
     val_f = _tail_outputs(tail, acts["val"][0][:, 0], device, features=True)
+    if keep is not None:  # these ARE the pretrained backbone's features: the tail has not trained yet
+        keep.update(train=feats.reshape(-1, views, feats.shape[-1])[:, 0].numpy(), val=val_f.numpy())
     return loop.warm_start_head(tail.head, feats.to(device), labels.to(device), val_f.to(device),
                                 acts["val"][1].to(device), criterion, optimizer=config.optimizer, seed=config.seed,
                                 epochs=WARM_EPOCHS)
@@ -452,8 +460,10 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
     criterion.to(device)
     t0 = time.perf_counter()
     warm = {}
+    frozen: dict[str, np.ndarray] = {}
     if resume_state is None:
-        warm = _warm_start(tail, acts, config, device, precision, criterion, info)
+        warm = _warm_start(tail, acts, config, device, precision, criterion, info,
+                           keep=frozen if config.label_audit else None)
         log(f"warm start: linear head on the frozen features, validation accuracy {warm['val_acc']:.1%}")
     timing["warm_start_s"] = time.perf_counter() - t0
 
@@ -526,4 +536,6 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
             "warm_start": warm, "tta_val": tta_val, "dropout": DROPOUT, "drop_path": DROP_PATH if dropped else 0.0,
         },
     }
-    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test)
+    frozen = {s: from_rank_order(f, len(data.splits[s]), info.world_size) for s, f in frozen.items()}
+    return Outcome(history=history, best_epoch=early.best_epoch, metrics=metrics, test=test,
+                   val=(logits.numpy(), val_y.numpy()), frozen=frozen)

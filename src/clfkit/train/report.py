@@ -7,7 +7,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from clfkit.io import write_csv, write_csv_matrix, write_json
-from clfkit.report.figures import plot_confusion_matrix, plot_curves, plot_per_class
+from clfkit.report.calibration import calibration_block, reliability
+from clfkit.report.coverage import coverage_curve, coverage_metrics
+from clfkit.report.figures import plot_confusion_matrix, plot_coverage, plot_curves, plot_per_class, plot_reliability
 from clfkit.report.metrics import classification_metrics, confusion_matrix
 from clfkit.spec import ModelSpec
 from clfkit.vision.postprocess import softmax
@@ -27,10 +29,19 @@ def write_history(run_dir: Path, history: Sequence[Mapping[str, Any]], curves: b
 
 def write_test_report(report_dir: Path, logits: np.ndarray, labels: np.ndarray, spec: ModelSpec,
                       train_counts: Mapping[str, int]) -> dict[str, Any]:
-    """metrics.json, confusion_matrix.csv/.png and per_class.png for the test split; returns the metrics."""
-    probs = softmax(logits)
+    """metrics.json, confusion_matrix.csv/.png, per_class.png, reliability.png and coverage.png for the test
+    split; returns the metrics.  Probabilities use the spec's temperature, as deployed; ``ece_uncalibrated`` is
+    the raw softmax's."""
+    probs = softmax(logits, temperature=spec.temperature)
     preds = probs.argmax(1)
     metrics = classification_metrics(labels, preds, spec.class_names, probs=probs)
+    raw = softmax(logits)
+    metrics.update(calibration_block(probs, raw, labels, spec.temperature))
+    plot_reliability({"T = 1 (raw softmax)": reliability(raw, labels),
+                      f"T = {spec.temperature:.3f} (the model's)": reliability(probs, labels)},
+                     report_dir / "reliability.png", title=f"Reliability on the test split ({len(labels)} images)")
+    metrics.update(coverage_metrics(probs, labels))  # the --reject-below thresholds for 95 / 99 % on this split
+    plot_coverage(coverage_curve(probs, labels), report_dir / "coverage.png", metrics)
     metrics["train_counts"] = dict(train_counts)
     cm = confusion_matrix(labels, preds, spec.num_classes)
     write_json(metrics, report_dir / "metrics.json")

@@ -1,6 +1,7 @@
 """The one-screen summary clf-train prints at the end."""
 from __future__ import annotations
 
+from clfkit.report.intervals import format_interval
 from clfkit.train.trainer import FitResult
 
 __all__ = ["format_fit_summary"]
@@ -8,6 +9,11 @@ __all__ = ["format_fit_summary"]
 
 def _pct(value: object) -> str:
     return f"{100 * float(value):.2f} %" if isinstance(value, (int, float)) else "-"
+
+
+def _ci(ci: object) -> str:
+    """" [90.1, 96.0]": a 95 % interval in percent after its number; nothing when there is none."""
+    return f" {format_interval(ci, percent=True)}" if ci else ""
 
 
 def format_fit_summary(result: FitResult) -> str:
@@ -18,8 +24,18 @@ def format_fit_summary(result: FitResult) -> str:
     ]
     test = m.get("test")
     if test:
-        lines.append(f"  test accuracy       {_pct(test['accuracy'])}  macro-F1 {_pct(test['macro_f1'])}  "
-                     f"({test['num_samples']} images)")
+        lines.append(f"  test accuracy       {_pct(test['accuracy'])}{_ci(test.get('accuracy_ci95'))}  "
+                     f"macro-F1 {_pct(test['macro_f1'])}{_ci(test.get('macro_f1_ci95'))}  "
+                     f"({test['num_samples']} images)" + ("; [ ] = 95 % interval" if test.get("accuracy_ci95") else ""))
+    fitted = m.get("calibration")
+    if fitted:
+        line = f"  calibration: temperature {m['temperature']:.3f} on the validation split"
+        if fitted.get("note"):
+            line += f" ({fitted['note']})"
+        if test and "ece" in test:
+            line += (f"; test ECE {100 * test['ece_uncalibrated']:.2f} % → {100 * test['ece']:.2f} % "
+                     "(before → after)")
+        lines.append(line)
     timing = m.get("timing") or {}
     if m.get("mode_requested") == "auto":
         lines.append(f"  path:    --mode auto → {m.get('mode')}: {m.get('mode_reason')}")
@@ -44,5 +60,14 @@ def format_fit_summary(result: FitResult) -> str:
     if "report" in result.files:
         lines.append(f"  report:  {result.run_dir / 'report'}")
     lines.append(f"  curves:  {result.run_dir / 'curves.png'}")
+    audit = m.get("label_audit")
+    if audit:
+        top = audit["top"][0] if audit["top"] else None
+        lines.append(f"  labels:  {audit['disagree']} of {audit['images']} train/val photos have a label a "
+                     f"{audit['folds']}-fold out-of-fold model doubts ({audit['cross_class_photos']} filed in several "
+                     f"classes; its accuracy {_pct(audit['oof_accuracy'])}); {audit['seconds']:.1f} s, of which "
+                     f"{audit['feature_s']:.1f} s for features → {audit['csv']}")
+        if top and top["margin"] < 0:  # no arrow when the model agrees with every label
+            lines.append(f"           first: {top['path']} ({top['given']} → {top['suggested']})")
     lines.append(f"next: clf-export {result.run_dir / 'model.pt'} model.onnx")
     return "\n".join(lines)

@@ -1,9 +1,13 @@
 """``fit(config)``: data → ModelSpec → model → epochs → RUN_DIR artifacts.  The library behind clf-train.
 
+After training, one temperature is fitted on the validation split (:mod:`clfkit.report.calibration`) and stored in
+the spec of model.pt and spec.json, so every artifact made from the run outputs calibrated probabilities.
+
 RUN_DIR contract (every file written atomically): model.pt (best weights + spec + config + metrics),
 last.pt (resume state after the last completed epoch), spec.json, config.json, metrics.json, history.csv, curves.png,
 skipped.csv (when images were unreadable), report/ (when DATA has test/), data/ + manifest (with --auto-split),
-cache/ (frozen-backbone features, keyed by file contents + spec).
+cache/ (frozen-backbone features, keyed by file contents + spec), report/label_issues.csv/.png (the label audit,
+:mod:`clfkit.train.audit`, unless --no-label-audit).
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from clfkit.artifacts.checkpoint import RESUME_FORMAT, read_checkpoint, save_checkpoint
@@ -22,6 +27,7 @@ from clfkit.data.layout import SplitData, drop_unreadable, read_split_folders
 from clfkit.errors import CheckpointError, ConfigError, printable
 from clfkit.io import write_csv, write_json
 from clfkit.models.classifier import build_classifier
+from clfkit.report.calibration import TemperatureFit, calibrate
 from clfkit.spec import ModelSpec
 from clfkit.train.config import TrainConfig
 from clfkit.train.device import resolve_device, resolve_precision
@@ -120,6 +126,36 @@ def resolve_mode(config: TrainConfig, device: torch.device, model: torch.nn.Modu
     return config.with_mode("head"), f"the backbone {config.backbone} cannot be cut into blocks: frozen features"
 
 
+def _calibrated_spec(spec: ModelSpec, outcome: Any, log: Log) -> tuple[ModelSpec, TemperatureFit]:
+    """The spec with the temperature fitted on the final model's validation logits (center view, as deployed)."""
+    if outcome.val is None or not len(outcome.val[1]):
+        fitted = calibrate(np.zeros((0, spec.num_classes)), np.zeros(0, np.int64))
+    else:
+        fitted = calibrate(*outcome.val)
+    if fitted.note:
+        log(f"calibration: {fitted.note}")
+    else:
+        log(f"calibration: temperature {fitted.temperature:.3f} fitted on {fitted.num_samples} validation images "
+            f"(NLL {fitted.nll_before:.4f} → {fitted.nll_after:.4f})")
+    return spec.with_temperature(fitted.temperature), fitted
+
+
+def _write_page(run_dir: Path, config: TrainConfig, spec: ModelSpec, data: SplitData,
+                metrics: dict[str, Any]) -> Path:
+    """RUN_DIR/report/report.html: the test report, the label audit and the model card in one page."""
+    from clfkit.report.html import write_report_html
+
+    sizes = ", ".join(f"{split} {len(data.splits[split])}" for split in ("train", "val", "test")
+                      if data.splits.get(split))
+    facts = {"backbone": spec.backbone, "mode": f"{config.mode} ({metrics.get('mode_reason', '')})",
+             "input": f"{spec.input_size} px crop of a {spec.resize_size} px resize ({spec.interpolation})",
+             "classes": f"{spec.num_classes}: {', '.join(spec.class_names)}", "images": sizes,
+             "temperature": f"{spec.temperature:.3f}" if spec.temperature != 1.0 else "1 (uncalibrated)",
+             "training time": f"{metrics.get('seconds_total', 0):.0f} s", "run folder": str(run_dir)}
+    return write_report_html(run_dir / "report", title=f"clf-train report: {run_dir.name}", facts=facts,
+                             train_counts=data.counts("train"))
+
+
 def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitResult:
     """Train a classifier as ``config`` says and write the RUN_DIR artifacts; returns the best model."""
     start = time.perf_counter()
@@ -149,7 +185,7 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
         config, mode_reason = resolve_mode(config, device, model)
         if resume_state is not None:
             saved_spec = ModelSpec.from_dict(resume_state["spec"])
-            if saved_spec != spec:
+            if saved_spec.with_temperature(1.0) != spec:  # a run started by an older clfkit has a version-1 spec
                 raise CheckpointError(f"--resume {run_dir}: the data or backbone changed since the run started "
                                       f"(classes now {list(spec.class_names)}, then {list(saved_spec.class_names)})")
             # Best weights so far (model.pt); the mode runner then applies last.pt's latest state on top.
@@ -171,21 +207,41 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
                          precision=precision, info=info, resume_state=resume_state, progress=progress and info.is_main,
                          log=log_main, started=start)
         model.to("cpu").eval()
+        audit = None
+        if config.label_audit:  # every rank: a missing feature pass is sharded; rank 0 writes
+            from clfkit.train.audit import run_label_audit
+
+            audit = run_label_audit(config=config, data=data, spec=spec, frozen=outcome.frozen, run_dir=run_dir,
+                                    device=device, precision=precision, info=info,
+                                    progress=progress and info.is_main, log=log_main)
         metrics = dict(outcome.metrics)
+        if audit is not None:
+            metrics["label_audit"] = audit
+        spec, fitted = _calibrated_spec(spec, outcome, log_main)
+        metrics["temperature"], metrics["calibration"] = spec.temperature, fitted.to_dict()
         metrics["mode_requested"], metrics["mode_reason"] = requested, mode_reason
         metrics["train_counts"] = data.counts("train")
         metrics["seconds_total"] = time.perf_counter() - start + (resume_state or {}).get("seconds", 0.0)
         files: dict[str, Path] = {}
+        if audit is not None:
+            files["label_issues"] = Path(audit["csv"])
         if info.is_main:
             if outcome.test is not None:
                 logits, labels = outcome.test
                 report = write_test_report(run_dir / "report", logits, labels, spec, data.counts("train"))
-                metrics["test"] = {k: report[k] for k in ("accuracy", "macro_f1", "balanced_accuracy", "num_samples")}
+                metrics["test"] = {k: report[k] for k in ("accuracy", "macro_f1", "balanced_accuracy", "num_samples",
+                                                          "ece", "ece_uncalibrated")}
+                # the 95 % intervals of those numbers (clfkit.report.intervals), for the summary line
+                metrics["test"].update({k: report[k] for k in ("accuracy_ci95", "macro_f1_ci95",
+                                                               "balanced_accuracy_ci95")})
                 files["report"] = run_dir / "report"
             save_checkpoint(run_dir / "model.pt", model, spec, config=config.to_dict(), metrics=metrics)
+            write_json(spec.to_dict(), run_dir / "spec.json")  # now with the fitted temperature
             files["metrics"] = write_json(metrics, run_dir / "metrics.json", null_non_finite=True)
             files.update(write_history(run_dir, outcome.history))
             files["model"] = run_dir / "model.pt"
+            if (run_dir / "report").is_dir():
+                files["report_html"] = _write_page(run_dir, config, spec, data, metrics)
         barrier(info)
         return FitResult(run_dir=run_dir, spec=spec, model=model, best_epoch=outcome.best_epoch,
                          epochs_run=len(outcome.history), metrics=metrics, history=outcome.history,

@@ -1,4 +1,5 @@
-"""Model output → what a user reads: softmax, the TTA average, top-k.  Pure numpy, no torch import.
+"""Model output → what a user reads: softmax (with the spec's temperature), the TTA average, top-k.  Pure
+numpy, no torch import.
 
 One definition each, used by clf-infer, clf-serve, the benchmarks, export verification and the reports, so
 the numbers agree everywhere.
@@ -11,9 +12,12 @@ from numpy.typing import ArrayLike
 __all__ = ["softmax", "mean_of_views", "topk_of"]
 
 
-def softmax(logits: ArrayLike, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax: computed in float64 after subtracting the max, returned as float32."""
+def softmax(logits: ArrayLike, axis: int = -1, temperature: float = 1.0) -> np.ndarray:
+    """Numerically stable ``softmax(logits / temperature)``: computed in float64 after subtracting the max,
+    returned as float32.  ``temperature`` is the spec's calibration (1.0: the raw softmax)."""
     x = np.asarray(logits, dtype=np.float64)
+    if temperature != 1.0:
+        x = x / temperature
     x = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(x)
     return (e / np.sum(e, axis=axis, keepdims=True)).astype(np.float32)

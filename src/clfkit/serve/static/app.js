@@ -5,6 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const percent = (p) => `${(100 * p).toFixed(1)} %`;
 let previewUrl = null;
+let rejectBelow = null; // clf-serve --reject-below: below it the server answers pred "unknown"
 let requestNumber = 0;
 
 function showError(message) {
@@ -33,7 +34,9 @@ async function loadModel() {
     const model = await response.json();
     $("model-info").textContent =
       `Model ${model.name}: ${model.num_classes} classes, ${model.spec.input_size} px, ` +
-      `running on ${model.provider}` + (model.tta > 1 ? `, TTA ${model.tta} views` : "");
+      `running on ${model.provider}` + (model.tta > 1 ? `, TTA ${model.tta} views` : "") +
+      (model.reject_below != null ? `, "unknown" below ${model.reject_below}` : "");
+    rejectBelow = model.reject_below ?? null;
     const list = $("classes");
     list.replaceChildren(...model.classes.map((name) => {
       const item = document.createElement("li");
@@ -46,9 +49,21 @@ async function loadModel() {
   }
 }
 
+// "unknown" (a rejected prediction) still carries the top class: topk[0] and prob are its.
+function isUnknown(result) {
+  return rejectBelow !== null && result.pred === "unknown";
+}
+
+function describe(result) {
+  if (!isUnknown(result)) return `${result.pred} (${percent(result.prob)})`;
+  return `unknown (best guess ${result.topk[0].label} ${percent(result.prob)}, below ${rejectBelow})`;
+}
+
 function showPrediction(result) {
   $("pred").textContent = result.pred;
-  $("pred-prob").textContent = percent(result.prob);
+  $("pred-prob").textContent = isUnknown(result)
+    ? `best guess ${result.topk[0].label} ${percent(result.prob)}, below --reject-below ${rejectBelow}`
+    : percent(result.prob);
   $("bars").replaceChildren(...result.topk.map(({ label: name, prob }) => {
     const row = document.createElement("li");
     const label = document.createElement("span");
@@ -92,7 +107,7 @@ async function classify(file) {
     const result = await response.json();
     if (mine !== requestNumber) return;
     showPrediction(result);
-    $("status").textContent = `${file.name}: ${result.pred} (${percent(result.prob)})`;
+    $("status").textContent = `${file.name}: ${describe(result)}`;
   } catch (err) {
     if (mine !== requestNumber) return;
     $("status").textContent = "";
