@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from clfkit.io import write_csv
+from clfkit.vision.similarity import Components
 
 __all__ = ["AUDIT_COLUMNS", "AuditItem", "AuditRow", "fold_assignment", "unit_ids", "rank_label_issues",
            "write_label_issues", "write_label_grid", "grid_caption", "summarize"]
@@ -68,28 +69,17 @@ def unit_ids(keys: Sequence[Sequence[str]]) -> np.ndarray:
     """Connected components over samples: ``keys[i]`` are sample i's tags (a file hash, a near-duplicate group
     name); samples that share any tag get one unit id, so they share a fold.  (N,) int64, ids 0..U-1 in order
     of first appearance."""
-    parent = list(range(len(keys)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     first: dict[str, int] = {}
+    pairs = []  # (the first sample with a tag, a later one with it): the one union-find clf-split uses
     for i, tags in enumerate(keys):
-        for tag in tags:
-            if not tag:
-                continue
-            if tag in first:
-                a, b = find(i), find(first[tag])
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-            else:
-                first[tag] = i
-    roots = [find(i) for i in range(len(keys))]
-    renumber: dict[int, int] = {}
-    return np.array([renumber.setdefault(r, len(renumber)) for r in roots], np.int64)
+        for tag in filter(None, tags):
+            pairs.append((first.setdefault(tag, i), i))
+    components = Components(len(keys))
+    if pairs:
+        a, b = np.array(pairs, np.int64).T
+        components.union(a, b)
+    renumber: dict[int, int] = {}  # roots are each component's smallest index: ids follow first appearance
+    return np.array([renumber.setdefault(r, len(renumber)) for r in components.labels().tolist()], np.int64)
 
 
 def fold_assignment(labels: Sequence[int], units: Sequence[int], folds: int, seed: int = 0) -> np.ndarray:
