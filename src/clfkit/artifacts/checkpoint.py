@@ -11,7 +11,7 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -21,7 +21,7 @@ from clfkit.spec import ModelSpec
 from clfkit.version import __version__
 
 __all__ = ["CHECKPOINT_FORMAT", "RESUME_FORMAT", "CHECKPOINT_VERSION", "save_state", "save_checkpoint",
-           "safe_load", "read_checkpoint", "unpickle_refusal"]
+           "safe_load", "read_cache", "read_checkpoint", "unpickle_refusal"]
 
 CHECKPOINT_FORMAT = "clfkit.checkpoint"  # model.pt: best weights + spec + config + metrics
 RESUME_FORMAT = "clfkit.resume"  # last.pt: everything needed to continue training
@@ -45,6 +45,20 @@ def safe_load(path: Path | str) -> Any:
     """``torch.load`` that never runs code: plain tensors, numbers, strings, lists and dicts only
     (``weights_only=True``), onto the CPU.  Raises what torch raises; :func:`unpickle_refusal` explains a refusal."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_cache(path: Path, key: str, log: Callable[[str], None], what: str) -> dict[str, Any] | None:
+    """A training cache written by :func:`save_state` with its ``key``: the stored dict when ``path`` holds that
+    key, else None (missing, another key, or damaged: a damaged cache is recomputed, never trusted, and
+    ``log`` says "ignoring unreadable <what> <path>")."""
+    if not path.exists():
+        return None
+    try:
+        stored = safe_load(path)
+        return stored if stored.get("key") == key else None
+    except Exception:  # noqa: BLE001 - torch raises several types for a torn or foreign file
+        log(f"ignoring unreadable {what} {path}")
+        return None
 
 
 def save_checkpoint(path: Path, model: torch.nn.Module, spec: ModelSpec, *, config: dict[str, Any] | None = None,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from clfkit.artifacts.checkpoint import save_state
+from clfkit.artifacts.checkpoint import read_cache, save_state
 from clfkit.data.layout import SplitData
 from clfkit.data.manifest import SplitRecords, read_split_records
 from clfkit.errors import DataError
@@ -161,13 +161,9 @@ def _compute_frozen(config: TrainConfig, spec: ModelSpec, data: SplitData, run_d
     key = feature_cache_key(spec, {"backbone": config.backbone, "weights": str(config.weights or ""),
                                    "purpose": "label-audit"}, splits, 1, config.seed, precision)
     cache = run_dir / "cache" / f"audit-features-{key[:24]}.pt"
-    if cache.exists():
-        try:
-            stored = torch.load(cache, map_location="cpu", weights_only=True)
-            if stored.get("key") == key:
-                return {s: stored[s].numpy() for s in AUDIT_SPLITS}
-        except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
-            log(f"ignoring unreadable audit feature cache {cache}")
+    stored = read_cache(cache, key, log, "audit feature cache")
+    if stored is not None:
+        return {s: stored[s].numpy() for s in AUDIT_SPLITS}
     model, _ = build_classifier(config.backbone, spec.num_classes, config.head, pretrained=True,
                                 weights=config.weights)
     model.to(device).eval()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clfkit.artifacts.checkpoint import CHECKPOINT_VERSION, RESUME_FORMAT, save_checkpoint, save_state
+from clfkit.artifacts.checkpoint import CHECKPOINT_VERSION, RESUME_FORMAT, read_cache, save_checkpoint, save_state
 from clfkit.data.layout import SplitData
 from clfkit.spec import ModelSpec
 from clfkit.train import loop
@@ -97,14 +97,10 @@ def _features(config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data
     key = feature_cache_key(spec, {"backbone": config.backbone, "weights": str(config.weights or "")},
                             data.splits, config.cache_views, config.seed, precision)
     cache = run_dir / "cache" / f"features-{key[:24]}.pt"
-    if cache.exists():
-        try:
-            stored = torch.load(cache, map_location="cpu", weights_only=True)
-            if stored.get("key") == key:
-                log(f"using cached backbone features {cache}")
-                return {s: (stored[s], stored[f"{s}_labels"]) for s in data.splits}, dict(stored["timing"])
-        except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
-            log(f"ignoring unreadable feature cache {cache}")
+    stored = read_cache(cache, key, log, "feature cache")
+    if stored is not None:
+        log(f"using cached backbone features {cache}")
+        return {s: (stored[s], stored[f"{s}_labels"]) for s in data.splits}, dict(stored["timing"])
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     timing: dict[str, float] = {}
     for split, samples in data.splits.items():

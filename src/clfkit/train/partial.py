@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from clfkit.artifacts.checkpoint import save_state
+from clfkit.artifacts.checkpoint import read_cache, save_state
 from clfkit.data.layout import Sample, SplitData
 from clfkit.errors import ImageError
 from clfkit.io import write_json
@@ -282,14 +282,10 @@ def _activations(config: TrainConfig, runner: _PrefixRunner, spec: ModelSpec, da
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for split, samples in data.splits.items():
         cache = run_dir / "cache" / f"activations-{key[:24]}-{split}-r{info.rank}.pt"
-        if cache.exists():
-            try:
-                stored = torch.load(cache, map_location="cpu", weights_only=True)
-                if stored.get("key") == key:
-                    out[split] = (stored["x"], stored["y"])
-                    continue
-            except Exception:  # noqa: BLE001 - a damaged cache is recomputed, never trusted
-                log(f"ignoring unreadable activation cache {cache}")
+        stored = read_cache(cache, key, log, "activation cache")
+        if stored is not None:
+            out[split] = (stored["x"], stored["y"])
+            continue
         train = split == "train"
         views = plan.views if train else 1
         shard = samples[info.rank::info.world_size]
