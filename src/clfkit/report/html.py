@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from clfkit.io import atomic_path
+from clfkit.report.intervals import format_interval
 
-__all__ = ["SECTIONS", "render_report", "write_report_html", "MAX_EXAMPLES", "MAX_SUSPECTS"]
+__all__ = ["SECTIONS", "render_report", "write_report_html", "model_facts", "MAX_EXAMPLES", "MAX_SUSPECTS"]
 
 # (id, heading) in page order: the page's table of contents and what the browser test looks for.
 SECTIONS = (
@@ -55,10 +56,7 @@ def _pct(value: Any) -> str:
 
 
 def _ci(value: Any) -> str:
-    if not value or any(v is None for v in value):
-        return ""
-    lo, hi = value
-    return f" [{100 * float(lo):.1f}, {100 * float(hi):.1f}]"
+    return f" {format_interval(value, percent=True)}" if value else ""
 
 
 def _img(data: bytes, alt: str) -> str:
@@ -198,6 +196,13 @@ def render_report(metrics: Mapping[str, Any], images: Mapping[str, bytes], *, ti
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{_e(title)}</h1><nav>{nav}</nav>{sections}</body></html>\n")
+
+
+def model_facts(spec: Any, input_format: str | None = None) -> dict[str, str]:
+    """The model card rows every report shares, from the ModelSpec: backbone, input and classes."""
+    crop = f"{spec.input_size} px crop of a {spec.resize_size} px resize ({spec.interpolation})"
+    return {"backbone": spec.backbone or "–", "input": crop + (f", {input_format}" if input_format else ""),
+            "classes": f"{spec.num_classes}: {', '.join(spec.class_names)}"}
 
 
 def _read_suspects(path: Path) -> list[dict[str, str]]:

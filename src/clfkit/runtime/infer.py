@@ -155,22 +155,21 @@ def run_infer(engine: Engine, paths: Sequence[str | Path], *, out: str | Path | 
                 "tta_views": tta_view_names(tta), "fast_decode": fast_decode, "batch_size": batch_size,
                 "seconds": round(seconds, 3)}
         written = evaluation.write(report, info, log=log)
-        _write_page(report, engine, info, seen)
-    return InferResult(total=seen, failed=failed, seconds=seconds,
-                       provider=engine.provider, report=written, reject_below=reject_below,
-                       rejected=rejected)
+    result = InferResult(total=seen, failed=failed, seconds=seconds,
+                         provider=engine.provider, report=written, reject_below=reject_below,
+                         rejected=rejected)
+    if evaluation is not None and report is not None:
+        _write_page(report, engine, info, result)
+    return result
 
 
-def _write_page(report: str | Path, engine: Engine, info: dict[str, Any], images: int) -> None:
-    """report.html beside the figures: the model card holds what ran and how fast."""
-    from clfkit.report.html import write_report_html
+def _write_page(report: str | Path, engine: Engine, info: dict[str, Any], result: InferResult) -> None:
+    """report.html beside the figures: the model card holds what ran and how fast (the summary line's speed)."""
+    from clfkit.report.html import model_facts, write_report_html
 
-    spec = engine.spec
-    speed = f"{images / info['seconds']:.1f} img/s end to end ({images} images)" if info["seconds"] else ""
-    facts = {"model file": Path(engine.path).name, "backbone": spec.backbone or "–",
-             "input": f"{spec.input_size} px crop of a {spec.resize_size} px resize ({spec.interpolation}), "
-                      f"{engine.input_format}",
-             "classes": f"{spec.num_classes}: {', '.join(spec.class_names)}",
+    predicted = result.total - result.failed
+    speed = f"{result.images_per_s:.1f} img/s end to end ({predicted} images)" if result.seconds > 0 else ""
+    facts = {"model file": Path(engine.path).name, **model_facts(engine.spec, engine.input_format),
              "runtime": f"{engine.provider} ({engine.runtime}, {engine.precision_run})",
              "chosen because": info.get("chosen_by"), "speed": speed,
              "TTA views": ", ".join(info.get("tta_views") or []) or "center only"}

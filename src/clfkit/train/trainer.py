@@ -143,13 +143,11 @@ def _calibrated_spec(spec: ModelSpec, outcome: Any, log: Log) -> tuple[ModelSpec
 def _write_page(run_dir: Path, config: TrainConfig, spec: ModelSpec, data: SplitData,
                 metrics: dict[str, Any]) -> Path:
     """RUN_DIR/report/report.html: the test report, the label audit and the model card in one page."""
-    from clfkit.report.html import write_report_html
+    from clfkit.report.html import model_facts, write_report_html
 
     sizes = ", ".join(f"{split} {len(data.splits[split])}" for split in ("train", "val", "test")
                       if data.splits.get(split))
-    facts = {"backbone": spec.backbone, "mode": f"{config.mode} ({metrics.get('mode_reason', '')})",
-             "input": f"{spec.input_size} px crop of a {spec.resize_size} px resize ({spec.interpolation})",
-             "classes": f"{spec.num_classes}: {', '.join(spec.class_names)}", "images": sizes,
+    facts = {**model_facts(spec), "mode": f"{config.mode} ({metrics.get('mode_reason', '')})", "images": sizes,
              "temperature": f"{spec.temperature:.3f}" if spec.temperature != 1.0 else "1 (uncalibrated)",
              "training time": f"{metrics.get('seconds_total', 0):.0f} s", "run folder": str(run_dir)}
     return write_report_html(run_dir / "report", title=f"clf-train report: {run_dir.name}", facts=facts,
