@@ -131,7 +131,10 @@ def _last_started_cluster() -> str | None:
         from ray._private.utils import read_ray_address  # where Ray itself reads it
     except ImportError:  # a Ray that moved it: the file's documented place
         path = os.path.join("/tmp", "ray", "ray_current_cluster")
-        return open(path, encoding="utf-8").read().strip() or None if os.path.isfile(path) else None
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().strip() or None
     return read_ray_address() or None
 
 

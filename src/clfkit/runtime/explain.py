@@ -121,7 +121,7 @@ class Explanation:
     classes: tuple[int, ...]  # class indices explained
     base: np.ndarray  # (len(classes),) each class's probability on the unoccluded center view
     grids: np.ndarray  # (len(classes), grid, grid) probability drop per patch position
-    maps: np.ndarray  # (len(classes), S, S) per-pixel mean drop of the covering patches
+    maps: np.ndarray  # (len(classes), S, S) the grids upsampled to the crop (:func:`heat_map`, bilinear)
     rows: int  # model rows run for this photo
     calls: int  # model calls
     seconds: float
