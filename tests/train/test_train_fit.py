@@ -145,6 +145,8 @@ def test_assembled_model_scores_like_the_head_on_cached_features(lite_run: Run) 
     cache = next((run_dir / "cache").glob("features-*.pt"))
     stored = torch.load(cache, map_location="cpu", weights_only=True)
     assert torch.equal(stored["val_labels"], labels)
+    # on a CPU the frozen backbone ran on onnxruntime, and its features still match PyTorch's assembled model
+    assert stored["runtime"] == lite_run.result.metrics["feature_runtime"] == "onnxruntime"
     cached_logits = loaded.model.classify(stored["val"][:, 0])  # (N, F) center-view features
     assert (logits - cached_logits).abs().max().item() < 1e-4
     # and the loss too: the val_loss in model.pt is the assembled model's loss

@@ -31,6 +31,7 @@ from clfkit.report.audit import (AuditItem, fold_assignment, rank_label_issues, 
 from clfkit.spec import ModelSpec
 from clfkit.train.config import TrainConfig
 from clfkit.train.distributed import DistInfo, from_rank_order, gather_objects
+from clfkit.train.frozen_runtime import pooled_features_on_ort
 
 __all__ = ["AUDIT_FOLDS", "AUDIT_L2", "AUDIT_SPLITS", "out_of_fold_probs", "audit_items", "run_label_audit"]
 
@@ -128,28 +129,6 @@ def _aligned(frozen: dict[str, np.ndarray | None] | None, data: SplitData) -> di
     return frozen  # type: ignore[return-value]
 
 
-class _PooledFeatures(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.features(x)  # (B, F) pooled
-
-
-def _cpu_runtime(model: nn.Module, spec: ModelSpec, log: Log) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The backbone on onnxruntime, as partial mode runs its frozen blocks: several times faster than PyTorch
-    on a CPU (3x on the boats photos); None (PyTorch then) where the export fails."""
-    from clfkit.train.partial import _ort_session  # the one onnxruntime session builder of training
-
-    try:
-        session = _ort_session(_PooledFeatures(model).eval(), spec.input_size)
-    except Exception as exc:  # noqa: BLE001 - PyTorch computes the same features, only slower
-        log(f"label audit: the backbone runs in PyTorch (exporting it to onnxruntime failed: {type(exc).__name__})")
-        return None
-    return lambda batch: session.run(None, {"input": batch})[0]
-
-
 def _compute_frozen(config: TrainConfig, spec: ModelSpec, data: SplitData, run_dir: Path, device: torch.device,
                     precision: str, info: DistInfo, progress: bool, log: Log) -> dict[str, np.ndarray] | None:
     """Center-view features of the pretrained backbone for train + val (sharded over ranks), cached."""
@@ -167,7 +146,7 @@ def _compute_frozen(config: TrainConfig, spec: ModelSpec, data: SplitData, run_d
     model, _ = build_classifier(config.backbone, spec.num_classes, config.head, pretrained=True,
                                 weights=config.weights)
     model.to(device).eval()
-    forward = _cpu_runtime(model, spec, log) if device.type == "cpu" else None
+    forward = pooled_features_on_ort(model, spec.input_size, log, "label audit") if device.type == "cpu" else None
     out: dict[str, np.ndarray] = {}
     for split, samples in splits.items():
         feats, ok = extract_features(model, samples[info.rank::info.world_size], spec, views=1, seed=config.seed,

@@ -24,6 +24,7 @@ from clfkit.train import loop
 from clfkit.train.config import TrainConfig
 from clfkit.train.distributed import DistInfo, gather_objects
 from clfkit.train.features import FeatureStats, extract_features, feature_cache_key
+from clfkit.train.frozen_runtime import pooled_features_on_ort
 from clfkit.train.report import write_history
 
 __all__ = ["Outcome", "run_head", "run_finetune", "EXTRACT_BATCH"]
@@ -92,15 +93,22 @@ def _epoch_line(row: dict[str, Any], epochs: int | None = None) -> str:
 def _features(config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data: SplitData, run_dir: Path,
               device: torch.device, precision: str, info: DistInfo, progress: bool, log: Callable[[str], None]
               ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[str, float]]:
-    """{split: (features (N, V, F), labels (N,))} from the cache in RUN_DIR, or computed (sharded by rank)."""
+    """{split: (features (N, V, F), labels (N,))} from the cache in RUN_DIR, or computed (sharded by rank); the
+    timing of the backbone passes; and the runtime that made the features ("onnxruntime" or "torch")."""
     views = {s: (config.cache_views if s == "train" else 1) for s in data.splits}
-    key = feature_cache_key(spec, {"backbone": config.backbone, "weights": str(config.weights or "")},
-                            data.splits, config.cache_views, config.seed, precision)
+    # On a CPU the frozen backbone runs on onnxruntime (float32, several times faster than PyTorch eager).
+    runtime = "onnxruntime" if device.type == "cpu" else "torch"
+    key = feature_cache_key(spec, {"backbone": config.backbone, "weights": str(config.weights or ""),
+                                   "runtime": runtime}, data.splits, config.cache_views, config.seed, precision)
     cache = run_dir / "cache" / f"features-{key[:24]}.pt"
     stored = read_cache(cache, key, log, "feature cache")
     if stored is not None:
         log(f"using cached backbone features {cache}")
-        return {s: (stored[s], stored[f"{s}_labels"]) for s in data.splits}, dict(stored["timing"])
+        ran = stored.get("runtime", runtime)
+        return {s: (stored[s], stored[f"{s}_labels"]) for s in data.splits}, dict(stored["timing"]), ran
+    forward = (pooled_features_on_ort(model, spec.input_size, log, "head features")
+               if runtime == "onnxruntime" else None)
+    ran = "onnxruntime" if forward is not None else "torch"
     out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     timing: dict[str, float] = {}
     for split, samples in data.splits.items():
@@ -111,7 +119,7 @@ def _features(config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data
             model, shard, spec, views=views[split], seed=config.seed, batch_size=EXTRACT_BATCH, device=device,
             precision=precision if split == "train" else "fp32", workers=config.workers,
             desc=f"{split} features ({views[split]} view{'s' * (views[split] > 1)})", progress=progress,
-            stats=stats)
+            stats=stats, forward=forward)
         parts = gather_objects((feats, ok), info)
         full = np.zeros((len(samples), views[split], feats.shape[-1]), np.float32)
         mask = np.zeros(len(samples), bool)
@@ -124,11 +132,11 @@ def _features(config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data
         if split == "train":
             timing["backbone_epoch_s"] = stats.seconds / views[split]
     if info.is_main:
-        stored = {"key": key, "timing": timing}
+        stored = {"key": key, "timing": timing, "runtime": ran}
         for split, (f, y) in out.items():
             stored[split], stored[f"{split}_labels"] = f, y
         save_state(stored, cache)
-    return out, timing
+    return out, timing, ran
 
 
 def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, data: SplitData, run_dir: Path,
@@ -137,7 +145,7 @@ def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, da
     model.eval()
     for p in model.backbone.parameters():
         p.requires_grad_(False)
-    feats, timing = _features(config, model, spec, data, run_dir, device, precision, info, progress, log)
+    feats, timing, ran = _features(config, model, spec, data, run_dir, device, precision, info, progress, log)
     head = model.head
     train_f, train_y = feats["train"]
     views = train_f.shape[1]
@@ -175,7 +183,7 @@ def run_head(*, config: TrainConfig, model: torch.nn.Module, spec: ModelSpec, da
     val_loss, val_acc, _ = loop.evaluate_head(head, val_x, val_y)
     cached = statistics.median(r["seconds"] for r in history) if history else float("nan")
     metrics = {"val_loss": val_loss, "val_acc": val_acc, "best_epoch": early.best_epoch,
-               "precision": precision, "device": str(device), "mode": "head",
+               "precision": precision, "device": str(device), "mode": "head", "feature_runtime": ran,
                "timing": {**timing, "cached_epoch_s": cached,
                           "cached_speedup": timing.get("backbone_epoch_s", float("nan")) / max(cached, 1e-9)}}
     test = None

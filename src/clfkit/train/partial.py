@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import json
 import math
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -44,6 +42,7 @@ from clfkit.train.config import TrainConfig
 from clfkit.train.device import autocast
 from clfkit.train.distributed import DistInfo, all_reduce_sum, from_rank_order, gather_objects
 from clfkit.train.features import extract_features, feature_cache_key
+from clfkit.train.frozen_runtime import ort_session
 from clfkit.train.plan import MIN_VIEWS, Costs, Plan, plan_partial
 from clfkit.vision.augment import training_views
 from clfkit.vision.images import load_rgb
@@ -152,7 +151,7 @@ class _PrefixRunner:
         self.runtime = "torch"
         if device.type == "cpu":
             try:
-                self.session = _ort_session(self.prefix, size)
+                self.session = ort_session(self.prefix, size)
                 self.runtime = "onnxruntime"
             except Exception as exc:  # noqa: BLE001 - PyTorch computes the same activations, only slower
                 log(f"frozen blocks run in PyTorch: exporting them to onnxruntime failed ({type(exc).__name__})")
@@ -162,22 +161,6 @@ class _PrefixRunner:
             return self.session.run(None, {"input": batch})[0]
         with torch.inference_mode(), autocast(self.device, precision or self.precision):
             return self.prefix(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
-
-
-def _ort_session(prefix: nn.Module, size: int):
-    import onnxruntime as ort
-
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(prefix, (torch.zeros(1, 3, size, size),), buffer, dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
-    options.enable_mem_pattern = False  # same reason as the engine: ~30 % less peak memory, same speed
-    return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
 def _decode_cost(samples: Sequence[Sample], spec: ModelSpec, seed: int) -> float:
