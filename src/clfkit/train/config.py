@@ -106,7 +106,9 @@ class TrainConfig:
     class_weights: str = _option("none", "auto: weight the loss by inverse class frequency (favours rare classes; "
                                          "see benchmarks/results/train_boats.md).", choices=CLASS_WEIGHTS)
     cache_views: int = _option(3, "head mode: views per training image (center, flip, then random views).")
-    input_size: int | None = _option(None, "Train at another resolution than the backbone's.")
+    input_size: int | None = _option(None, "Input resolution (pixels) to train and deploy at (default: 1.3x the "
+                                           "backbone's size in head mode, where it stays frozen; its own size in "
+                                           "partial and finetune).", show_default=False)
     warmup_epochs: int = _option(1, "finetune: epochs of linear learning-rate warm-up.")
     backbone_lr_scale: float | None = _option(None, "partial/finetune: the backbone's learning rate as a fraction of "
                                                     "the head's [{defaults}].")

@@ -39,6 +39,8 @@ def format_fit_summary(result: FitResult) -> str:
     timing = m.get("timing") or {}
     if m.get("mode_requested") == "auto":
         lines.append(f"  path:    --mode auto → {m.get('mode')}: {m.get('mode_reason')}")
+    if m.get("input_size"):
+        lines.append(f"  input:   {m['input_size']} px: {m.get('input_size_reason', '')}")
     partial = m.get("partial")
     if partial:
         stages = ", ".join(f"{k[:-2].replace('_', ' ')} {v:.0f} s" for k, v in timing.items() if k.endswith("_s"))
@@ -54,7 +56,8 @@ def format_fit_summary(result: FitResult) -> str:
             lines.append(f"  TTA on the validation split: {tta['views']} views {100 * tta['val_acc_tta']:.2f} % vs "
                          f"center {100 * tta['val_acc_center']:.2f} % ({'helps' if tta['helps'] else 'does not help'})")
     if "cached_speedup" in timing:
-        lines.append(f"  one epoch through the backbone {timing['backbone_epoch_s']:.1f} s, on cached features "
+        on = f" ({m['feature_runtime']})" if m.get("feature_runtime") else ""
+        lines.append(f"  one epoch through the backbone{on} {timing['backbone_epoch_s']:.1f} s, on cached features "
                      f"{1000 * timing['cached_epoch_s']:.1f} ms ({timing['cached_speedup']:.0f}x)")
     lines.append(f"  model:   {result.run_dir / 'model.pt'}")
     if "report" in result.files:

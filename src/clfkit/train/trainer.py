@@ -12,7 +12,6 @@ cache/ (frozen-backbone features, keyed by file contents + spec), report/label_i
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +32,7 @@ from clfkit.train.config import TrainConfig
 from clfkit.train.device import resolve_device, resolve_precision
 from clfkit.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from clfkit.train.report import write_history, write_test_report
+from clfkit.train.resolution import default_input_size, resize_for
 
 __all__ = ["fit", "FitResult"]
 
@@ -63,13 +63,37 @@ def _new_run_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
-def _make_spec(config: TrainConfig, class_names: tuple[str, ...], fields: dict[str, Any]) -> ModelSpec:
-    """The spec is born here, once: backbone defaults, optionally at another --input-size (same crop ratio)."""
-    if config.input_size is not None:
-        ratio = fields["resize_size"] / fields["input_size"]
-        fields = {**fields, "input_size": config.input_size,
-                  "resize_size": max(config.input_size, int(math.floor(config.input_size * ratio)))}
-    return ModelSpec(class_names=class_names, backbone=config.backbone, **fields)
+def _make_spec(config: TrainConfig, class_names: tuple[str, ...], fields: dict[str, Any],
+               saved: ModelSpec | None = None, accepts: Callable[[int], bool] = lambda _size: True
+               ) -> tuple[ModelSpec, str]:
+    """The spec is born here, once: the backbone's defaults at --input-size, or at the size the resolved mode
+    trains best at (:mod:`clfkit.train.resolution`) where the backbone ``accepts`` it, keeping the backbone's
+    crop ratio; and why that size.  A resumed run keeps the size it started with (``saved``: its spec)."""
+    native = fields["input_size"]
+    if saved is not None:
+        size, why = saved.input_size, "the size the resumed run started with"
+    elif config.input_size is not None:
+        size, why = config.input_size, "--input-size"
+    else:
+        size, why = default_input_size(native, config.mode)
+        if size != native and not accepts(size):
+            size, why = native, f"the backbone's own size (it does not run at {size} px)"
+    if size != native:
+        fields = {**fields, "input_size": size, "resize_size": resize_for(size, native, fields["resize_size"])}
+    return ModelSpec(class_names=class_names, backbone=config.backbone, **fields), why
+
+
+def _runs_at(model: torch.nn.Module, size: int) -> bool:
+    """Whether the backbone runs at ``size`` px (a ViT with a fixed position embedding does not)."""
+    was_training = model.backbone.training
+    try:
+        with torch.inference_mode():
+            model.backbone.eval()(torch.zeros(1, 3, size, size))
+        return True
+    except Exception:  # noqa: BLE001 - whatever the architecture raises, it means "not at this size"
+        return False
+    finally:
+        model.backbone.train(was_training)
 
 
 def _load_resume(config: TrainConfig) -> tuple[TrainConfig, Path, dict[str, Any] | None]:
@@ -178,11 +202,12 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
         model, defaults = build_classifier(config.backbone, len(data.class_names), config.head,
                                            pretrained=config.pretrained and resume_state is None,
                                            weights=config.weights if resume_state is None else None)
-        spec = _make_spec(config, data.class_names, defaults.spec_fields())
         requested = config.mode
         config, mode_reason = resolve_mode(config, device, model)
-        if resume_state is not None:
-            saved_spec = ModelSpec.from_dict(resume_state["spec"])
+        saved_spec = ModelSpec.from_dict(resume_state["spec"]) if resume_state is not None else None
+        spec, size_reason = _make_spec(config, data.class_names, defaults.spec_fields(), saved_spec,
+                                        accepts=lambda size: _runs_at(model, size))
+        if saved_spec is not None:
             if saved_spec.with_temperature(1.0) != spec:  # a run started by an older clfkit has a version-1 spec
                 raise CheckpointError(f"--resume {run_dir}: the data or backbone changed since the run started "
                                       f"(classes now {list(spec.class_names)}, then {list(saved_spec.class_names)})")
@@ -197,6 +222,7 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
         model.to(device)
         if requested == "auto":
             log_main(f"--mode auto → {config.mode}: {mode_reason}")
+        log_main(f"input {spec.input_size} px (resize {spec.resize_size}): {size_reason}")
         from clfkit.train.modes import run_finetune, run_head
         from clfkit.train.partial import run_partial
 
@@ -218,6 +244,7 @@ def fit(config: TrainConfig, *, progress: bool = True, log: Log = print) -> FitR
         spec, fitted = _calibrated_spec(spec, outcome, log_main)
         metrics["temperature"], metrics["calibration"] = spec.temperature, fitted.to_dict()
         metrics["mode_requested"], metrics["mode_reason"] = requested, mode_reason
+        metrics["input_size"], metrics["input_size_reason"] = spec.input_size, size_reason
         metrics["train_counts"] = data.counts("train")
         metrics["seconds_total"] = time.perf_counter() - start + (resume_state or {}).get("seconds", 0.0)
         files: dict[str, Path] = {}
