@@ -81,6 +81,6 @@ def plan_partial(costs: Costs, *, n_train: int, n_eval: int, budget_s: float, ep
             limit = ("the cache's memory limit" if views == memory < min(fit, MAX_VIEWS) else
                      f"at most {MAX_VIEWS}" if views == MAX_VIEWS < fit else "what fits")
             reason = (f"blocks {c}+ train ({why}) on {views} cached views per image ({limit}) x {epochs} passes, "
-                      f"predicted {sum(pred.values()):.0f} s of the {budget_s:.0f} s left")
+                      f"predicted {sum(pred.values()):.0f} s of the {budget_s:.0f} s it may plan")
             return Plan(cut=c, views=views, epochs=epochs, predicted_s=pred, reason=reason)
     return None
