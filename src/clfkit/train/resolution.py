@@ -13,8 +13,10 @@ whole backbone frozen) trains and deploys at 1.3x the native size.
 under partial's time budget the 1.7x dearer pixels buy a shallower cut.  Measured on both shared sets
 (``benchmarks/results/resolution.md``, EfficientNet-Lite2, seed-0 splits, 2 cores):
 
-* frozen center features, logistic-regression probe, 260 → 336 px: boats test 89.91 → 91.28 %, trashnet
-  77.78 → 85.38 % (400 px: 92.66 %, 84.21 %, for 1.4x the pixels of 336);
+* frozen center features, logistic-regression probe, 260 → 336 px: boats val/test 90.83/90.37 → 91.28/90.83 %,
+  trashnet 88.89/76.02 → 90.64/85.96 % (400 px: 91.74/91.28 %, 91.23/83.63 %, for 1.4x the pixels of 336);
+* ``--mode head`` end to end, 260 px (the earlier results, PyTorch fp32 features) → 336 px: boats test
+  90.83 → 92.66 %, trashnet 78.95 → 83.63 %;
 * the default partial run, 260 → 336 px: the planner cuts at block 16 → 19 (boats) and 16 → 17 (trashnet);
   boats test 93.58 → 92.20 %, trashnet 83.63 → 85.96 %; with ``--tta 5`` 94.04 → 92.20 % and 84.80 → 85.38 %.
   Summed over the two sets that is a wash (+0.95 points without TTA, -1.26 with), so the cheaper model wins.
