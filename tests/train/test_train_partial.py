@@ -6,6 +6,7 @@ frozen blocks are genuinely pretrained and what must stay frozen can be checked 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ from clfkit.errors import ConfigError
 from clfkit.models.classifier import Classifier, build_classifier, load_checkpoint
 from clfkit.models.stages import backbone_blocks
 from clfkit.train.config import TrainConfig
-from clfkit.train.partial import _measure, stochastic_depth
+from clfkit.train.partial import _measure, _timed_cut_plan, stochastic_depth
+from clfkit.train.plan import plan_partial
 from clfkit.train.trainer import fit, resolve_mode
 from clfkit.vision.images import load_rgb
 from clfkit.vision.preprocess import preprocess
@@ -125,6 +127,22 @@ def test_measured_costs_cover_every_candidate_and_shrink_with_the_tail() -> None
     train = [costs.train[c] for c in cuts]
     assert all(t > 0 for t in train) and train == sorted(train, reverse=True)  # a deeper cut trains more
     assert all(costs.prefix[c] > 0 and costs.tail_eval[c] > 0 for c in cuts)
+
+
+def test_the_chosen_cut_is_timed_itself_and_planned_again() -> None:
+    """Scaled costs that are far too low (1 ns a step) pick the deepest cut; timed at that cut, the plan is made
+    again with what it really costs, so the cut it ends with is one that was timed."""
+    model, _ = build_classifier(LITE0, 3, pretrained=False)
+    blocks = backbone_blocks(model.backbone, 32)
+    costs, bytes_per_view = _measure(blocks, model.head, 32, torch.device("cpu"), "fp32", quiet)
+    low = dataclasses.replace(costs, train={c: 1e-9 for c in costs.train}, tail_eval={c: 1e-9 for c in costs.train})
+    args = dict(n_train=40, n_eval=10, budget_s=60.0, epochs=3, bytes_per_view=bytes_per_view, cut=None)
+    first = plan_partial(low, **args)
+    assert first is not None and first.cut == min(costs.train)  # everything fits: the deepest cut
+    plan, timed = _timed_cut_plan(first, low, args, blocks, model.head, 32, torch.device("cpu"), "fp32")
+    changed = {c for c in costs.train if timed.train[c] != 1e-9}
+    assert first.cut in changed and plan.cut in changed and 1 <= len(changed) <= 3
+    assert all(timed.train[c] > 1e-6 and timed.tail_eval[c] > 1e-7 for c in changed)
 
 
 def _epochs(run_dir: Path) -> list[int]:
