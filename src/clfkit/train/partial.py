@@ -182,7 +182,7 @@ def _decode_cost(samples: Sequence[Sample], spec: ModelSpec, seed: int) -> float
 
 
 def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.device, precision: str,
-             log: Log, cut: int | None = None) -> tuple[Costs, dict[int, int]]:
+             log: Log, cut: int | None = None, batch: int = _MEASURE_BATCH) -> tuple[Costs, dict[int, int]]:
     """Per-sample costs of every candidate cut on this machine: each block's forward time, one timed training
     step and evaluation of a middle candidate's tail (the ratio to its forward time gives every other
     tail's cost; checked against timed steps at four cuts of EfficientNet-Lite2: within 15 %), and the
@@ -204,7 +204,7 @@ def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.
         candidates = sorted({*candidates, cut})
     deepest, shallowest = candidates[0], candidates[-1]
     ref = candidates[len(candidates) // 2]  # a middle cut: its step is a few seconds to time, not tens
-    train_s, eval_s = _tail_seconds(blocks, head, ref, shapes, device, precision)
+    train_s, eval_s = _tail_seconds(blocks, head, ref, shapes, device, precision, batch)
     prefix = {c: _prefix_seconds(blocks, c, size, device, precision, log) for c in {deepest, shallowest}}
 
     def prefix_at(c: int) -> float:
@@ -221,14 +221,16 @@ def _measure(blocks: list[nn.Module], head: nn.Module, size: int, device: torch.
 
 
 def _tail_seconds(blocks: list[nn.Module], head: nn.Module, cut: int, shapes: list[tuple[int, ...]],
-                  device: torch.device, precision: str) -> tuple[float, float]:
-    """Seconds per sample of one training step and of one evaluation of the blocks from ``cut`` + head."""
+                  device: torch.device, precision: str, batch: int = _MEASURE_BATCH) -> tuple[float, float]:
+    """Seconds per sample of one training step and of one evaluation of the blocks from ``cut`` + head, at
+    the batch size training uses: per sample, a step of 64 took 1.45x one of 32 (Lite2, cut 16, 2 cores),
+    and timing 32 for a batch-64 run planned boats' epochs 30 % short (150 s planned, 196 s ran)."""
     tail = Tail(blocks, cut, head).to(device)
     grads = {p: p.requires_grad for p in tail.parameters()}
     for p in grads:
         p.requires_grad_(True)  # timed as it will train: the backward pass is most of a step
-    x = torch.randn(_MEASURE_BATCH, *shapes[cut - 1], device=device)
-    y = torch.zeros(_MEASURE_BATCH, dtype=torch.long, device=device)
+    x = torch.randn(batch, *shapes[cut - 1], device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
     state = copy.deepcopy(tail.state_dict())
     # the optimizer's update is part of a step (AdamW over every trained weight); lr 0 leaves the weights as
     # they are, and the state dict is restored anyway
@@ -247,7 +249,7 @@ def _tail_seconds(blocks: list[nn.Module], head: nn.Module, cut: int, shapes: li
         with torch.inference_mode():
             tail(x)
 
-    train_s, eval_s = _timed(step) / _MEASURE_BATCH, _timed(evaluate) / _MEASURE_BATCH
+    train_s, eval_s = _timed(step) / batch, _timed(evaluate) / batch
     tail.load_state_dict(state)  # the measurement must leave no trace (no optimizer step ran, but be sure)
     for p, flag in grads.items():
         p.requires_grad_(flag)
@@ -255,8 +257,8 @@ def _tail_seconds(blocks: list[nn.Module], head: nn.Module, cut: int, shapes: li
 
 
 def _timed_cut_plan(plan: Plan | None, costs: Costs, plan_args: dict[str, Any], blocks: list[nn.Module],
-                    head: nn.Module, size: int, device: torch.device, precision: str, tries: int = 3
-                    ) -> tuple[Plan | None, Costs]:
+                    head: nn.Module, size: int, device: torch.device, precision: str, tries: int = 3,
+                    batch: int = _MEASURE_BATCH) -> tuple[Plan | None, Costs]:
     """The plan again, with the chosen cut's training and evaluation cost timed at that cut itself rather than
     scaled from the middle cut: scaled, the tail's cost came out ~30 % low at cut 14 of Lite2 (trashnet: ~70 s
     epochs planned at ~50 s, and the budget stopped training after 2 of 3 passes, mid-schedule).  Repeats while the
@@ -266,7 +268,7 @@ def _timed_cut_plan(plan: Plan | None, costs: Costs, plan_args: dict[str, Any], 
     while plan is not None and plan.cut not in timed and len(timed) < tries:
         if shapes is None:
             shapes = _block_seconds(blocks, size, device, batch=1)[1]
-        train_s, eval_s = _tail_seconds(blocks, head, plan.cut, shapes, device, precision)
+        train_s, eval_s = _tail_seconds(blocks, head, plan.cut, shapes, device, precision, batch)
         costs = dataclasses.replace(costs, train={**costs.train, plan.cut: train_s},
                                     tail_eval={**costs.tail_eval, plan.cut: eval_s})
         timed.add(plan.cut)
@@ -430,7 +432,8 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
     elif plan_file.is_file():
         plan = Plan(**json.loads(plan_file.read_text()))
     else:
-        costs, bytes_per_view = _measure(blocks, model.head, spec.input_size, device, precision, log, config.cut)
+        costs, bytes_per_view = _measure(blocks, model.head, spec.input_size, device, precision, log, config.cut,
+                                         batch=config.batch_size)
         costs = dataclasses.replace(costs, decode=_decode_cost(data.splits["train"], spec, config.seed))
         left = (budget - (time.perf_counter() - started) - SAVE_RESERVE_S) * PLAN_SHARE
         # the TTA check on val (TTA_CHECK_VIEWS views each) is planned like extra evaluation images
@@ -438,7 +441,7 @@ def run_partial(*, config: TrainConfig, model: nn.Module, spec: ModelSpec, data:
         plan_args = dict(n_train=math.ceil(n_train / info.world_size), n_eval=n_plan_eval, budget_s=left,
                          epochs=config.epochs, bytes_per_view=bytes_per_view, cut=config.cut)
         plan, costs = _timed_cut_plan(plan_partial(costs, **plan_args), costs, plan_args, blocks, model.head,
-                                      spec.input_size, device, precision)
+                                      spec.input_size, device, precision, batch=config.batch_size)
         if plan is None:  # not even the last block fits: train it anyway, and say so
             last = max(costs.train)
             plan = Plan(cut=last, views=2, epochs=config.epochs, predicted_s={}, reason=(
